@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+
+namespace S3Supervisor.Common;
+
+/// <summary>
+/// The one place request validation turns into gRPC status codes. Every message names the field,
+/// and never echoes a secret (callers pass field names, not values, for credentials).
+/// </summary>
+public static class Validate
+{
+    public const int MaxIdLength = 256;
+    public const int MaxPathLength = 4096;
+
+    public static RpcException Invalid(string field, string problem) =>
+        new(new Status(StatusCode.InvalidArgument, $"{field}: {problem}"));
+
+    public static string Required(string? value, [CallerArgumentExpression(nameof(value))] string field = "")
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw Invalid(FieldName(field), "is required");
+        }
+        return value;
+    }
+
+    public static T Required<T>(T? value, [CallerArgumentExpression(nameof(value))] string field = "")
+        where T : class =>
+        value ?? throw Invalid(FieldName(field), "is required");
+
+    /// <summary>A volume id: 1..256 printable ASCII characters without '/' or whitespace.</summary>
+    public static string VolumeId(string? value, string field = "volume_id")
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw Invalid(field, "is required");
+        }
+        if (value.Length > MaxIdLength)
+        {
+            throw Invalid(field, $"is longer than {MaxIdLength} characters");
+        }
+        foreach (var c in value)
+        {
+            if (c <= ' ' || c >= 0x7f || c == '/' || c == '\\')
+            {
+                throw Invalid(field, "may contain only printable ASCII characters other than '/', '\\' and space");
+            }
+        }
+        return value;
+    }
+
+    /// <summary>Rejects values that could change the meaning of an s3fs -o list or a passwd file line.</summary>
+    public static void NoSpecialCharacters(string value, string field)
+    {
+        foreach (var c in value)
+        {
+            if (c is ',' or '=' or ':' or '\\' || char.IsControl(c) || char.IsWhiteSpace(c))
+            {
+                throw Invalid(field, "must not contain ',', '=', ':', '\\', whitespace or control characters");
+            }
+        }
+    }
+
+    /// <summary>Turns generated C# property names ("request.VolumeId") into proto field names ("volume_id").</summary>
+    public static string FieldName(string expression)
+    {
+        var last = expression.Split('.')[^1];
+        var sb = new System.Text.StringBuilder(last.Length + 4);
+        for (var i = 0; i < last.Length; i++)
+        {
+            var c = last[i];
+            if (char.IsUpper(c))
+            {
+                if (i > 0)
+                {
+                    sb.Append('_');
+                }
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,45 @@
+using System.Runtime.InteropServices;
+
+namespace S3Supervisor.Supervisor.Interop;
+
+/// <summary>The errno values the supervisor acts on, and their names for messages.</summary>
+public static partial class Errno
+{
+    public const int EPERM = 1;
+    public const int ENOENT = 2;
+    public const int ESRCH = 3;
+    public const int EINTR = 4;
+    public const int EIO = 5;
+    public const int EBADF = 9;
+    public const int EAGAIN = 11;
+    public const int EACCES = 13;
+    public const int EBUSY = 16;
+    public const int EEXIST = 17;
+    public const int ENOTDIR = 20;
+    public const int EINVAL = 22;
+    public const int ENOSYS = 38;
+    public const int ENOTCONN = 107;
+    public const int ESTALE = 116;
+
+    public static string Name(int errno) => errno switch
+    {
+        EPERM => "EPERM",
+        ENOENT => "ENOENT",
+        ESRCH => "ESRCH",
+        EINTR => "EINTR",
+        EIO => "EIO",
+        EBADF => "EBADF",
+        EAGAIN => "EAGAIN",
+        EACCES => "EACCES",
+        EBUSY => "EBUSY",
+        EEXIST => "EEXIST",
+        ENOTDIR => "ENOTDIR",
+        EINVAL => "EINVAL",
+        ENOSYS => "ENOSYS",
+        ENOTCONN => "ENOTCONN",
+        ESTALE => "ESTALE",
+        _ => $"errno {errno}",
+    };
+
+    public static string Message(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}
