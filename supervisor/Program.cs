@@ -1,1 +1,60 @@
+// s3supervisor: the one long-lived process on a node that mounts S3 volumes.
+//
+// It owns every s3fs child (one per volume, mounted at the CSI staging path), every bind mount
+// of a staging path onto a pod's target path, and the private tmpfs holding each volume's
+// credentials. The CSI plugin, a separate restartable container, only calls this process's
+// gRPC API on a unix socket, so a plugin crash or upgrade never touches a mount.
+//
+// What survives what:
+//   - plugin restart/upgrade: everything (mounts live here);
+//   - an s3fs crash: the volume is healed here (new s3fs, binds re-made, containers repaired);
+//   - this process's restart: s3fs children die with it; the journal (StateDirectory) and the
+//     Kubernetes API server let the next start rebuild every mount.
+//
+// `s3supervisor` with no verb serves; `s3supervisor list|get|watch|remount` is the operator CLI.
+using Microsoft.Extensions.Options;
+using S3Supervisor.Supervisor.Api;
+using S3Supervisor.Supervisor.Cli;
+using S3Supervisor.Supervisor.Hosting;
+using S3Supervisor.Supervisor.Interop;
+
+if (args.Length > 0 && OperatorCli.IsVerb(args[0]))
+{
+    return await OperatorCli.RunAsync(args);
+}
+
+// A parent that ignored SIGCHLD would make the kernel reap our children behind .NET's back.
+Libc.ResetSigchldToDefault();
+// Nothing inherited (or opened later without O_CLOEXEC) may leak into an s3fs child.
+Libc.CloseRangeCloexec(3);
+
+var builder = WebApplication.CreateSlimBuilder(args);
+builder.Logging.ClearProviders();
+builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+builder.Services.AddSupervisor(builder.Configuration);
+var options = builder.Configuration.GetSection(SupervisorOptions.Section).Get<SupervisorOptions>() ?? new SupervisorOptions();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownGrace + TimeSpan.FromSeconds(10));
+builder.WebHost.ConfigureKestrel(k => k.ListenOnSupervisorSocket(options));
+
+var app = builder.Build();
+app.MapGrpcService<SupervisorService>();
+app.MapGrpcHealthChecksService();
+
+try
+{
+    await app.StartAsync();
+}
+catch (OptionsValidationException e)
+{
+    Console.Error.WriteLine($"s3supervisor: invalid configuration: {string.Join(" ", e.Failures)}");
+    return 2;
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+{
+    Console.Error.WriteLine($"s3supervisor: cannot start: {e.Message}");
+    return 1;
+}
+SupervisorHosting.SecureSocket(app.Services.GetRequiredService<IOptions<SupervisorOptions>>().Value);
+app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPath);
+await app.WaitForShutdownAsync();
 return 0;

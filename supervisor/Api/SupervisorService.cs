@@ -1,0 +1,116 @@
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Api;
+
+/// <summary>The supervisor's gRPC API: validate, call the volume manager, map the result.</summary>
+public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.SupervisorBase
+{
+    private readonly VolumeManager _volumes;
+    private readonly PathGuard _paths;
+
+    public SupervisorService(VolumeManager volumes, PathGuard paths)
+    {
+        _volumes = volumes;
+        _paths = paths;
+    }
+
+    public override async Task<StageVolumeResponse> StageVolume(StageVolumeRequest request, ServerCallContext context)
+    {
+        var id = Validate.VolumeId(request.VolumeId);
+        var staging = _paths.Check(request.StagingPath, "staging_path");
+        var source = VolumeSourceRules.Check(request.Source);
+        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CheckCredentials(c) : null;
+        var volume = await _volumes.StageAsync(id, staging, source, credentials, context.CancellationToken);
+        return new StageVolumeResponse { Volume = volume };
+    }
+
+    public override async Task<PublishVolumeResponse> PublishVolume(PublishVolumeRequest request, ServerCallContext context)
+    {
+        var id = Validate.VolumeId(request.VolumeId);
+        var target = _paths.Check(request.TargetPath, "target_path");
+        var pod = request.Pod is null ? null : CheckPod(request.Pod);
+        var volume = await _volumes.PublishAsync(id, target, request.ReadOnly, pod, context.CancellationToken);
+        return new PublishVolumeResponse { Volume = volume };
+    }
+
+    public override async Task<UnpublishVolumeResponse> UnpublishVolume(UnpublishVolumeRequest request, ServerCallContext context)
+    {
+        var id = Validate.VolumeId(request.VolumeId);
+        var target = _paths.Check(request.TargetPath, "target_path");
+        await _volumes.UnpublishAsync(id, target, context.CancellationToken);
+        return new UnpublishVolumeResponse();
+    }
+
+    public override async Task<UnstageVolumeResponse> UnstageVolume(UnstageVolumeRequest request, ServerCallContext context)
+    {
+        var id = Validate.VolumeId(request.VolumeId);
+        var staging = _paths.Check(request.StagingPath, "staging_path");
+        await _volumes.UnstageAsync(id, staging, context.CancellationToken);
+        return new UnstageVolumeResponse();
+    }
+
+    public override Task<Volume> GetVolume(GetVolumeRequest request, ServerCallContext context) =>
+        Task.FromResult(_volumes.Get(Validate.VolumeId(request.VolumeId)));
+
+    public override Task<ListVolumesResponse> ListVolumes(ListVolumesRequest request, ServerCallContext context) =>
+        Task.FromResult(new ListVolumesResponse { Volumes = { _volumes.List() } });
+
+    public override Task<Volume> RemountVolume(RemountVolumeRequest request, ServerCallContext context) =>
+        _volumes.RemountAsync(Validate.VolumeId(request.VolumeId), context.CancellationToken);
+
+    public override async Task WatchVolumes(WatchVolumesRequest request, IServerStreamWriter<VolumeEvent> responseStream, ServerCallContext context)
+    {
+        var filter = request.VolumeId.Length == 0 ? null : Validate.VolumeId(request.VolumeId);
+        var reader = _volumes.Events.Subscribe(out var subscription);
+        using (subscription)
+        {
+            if (request.IncludeCurrent)
+            {
+                foreach (var volume in _volumes.List().Where(v => filter is null || v.VolumeId == filter))
+                {
+                    await responseStream.WriteAsync(new VolumeEvent { Time = volume.StateSince, VolumeId = volume.VolumeId, State = volume.State, Reason = "Current", Message = volume.LastError, Volume = volume });
+                }
+            }
+            await foreach (var volumeEvent in reader.ReadAllAsync(context.CancellationToken))
+            {
+                if (filter is null || volumeEvent.VolumeId == filter)
+                {
+                    await responseStream.WriteAsync(volumeEvent);
+                }
+            }
+        }
+    }
+
+    private static Credentials CheckCredentials(Credentials credentials)
+    {
+        if (credentials.AccessKeyId.Length is 0 or > 256)
+        {
+            throw Validate.Invalid("credentials.access_key_id", "must be 1 to 256 characters");
+        }
+        if (credentials.SecretAccessKey.Length is 0 or > 1024)
+        {
+            throw Validate.Invalid("credentials.secret_access_key", "must be 1 to 1024 characters");
+        }
+        if (credentials.SessionToken.Length > 8192)
+        {
+            throw Validate.Invalid("credentials.session_token", "is longer than 8192 characters");
+        }
+        return credentials;
+    }
+
+    private static PodRef CheckPod(PodRef pod)
+    {
+        if (pod.Uid.Length > 64 || pod.Name.Length > 253 || pod.Namespace.Length > 63)
+        {
+            throw Validate.Invalid("pod", "uid, name or namespace is longer than Kubernetes allows");
+        }
+        if ((pod.Uid + pod.Name + pod.Namespace).Any(char.IsControl))
+        {
+            throw Validate.Invalid("pod", "must not contain control characters");
+        }
+        return pod;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Globalization;
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Cli;
+
+/// <summary>
+/// The operator's view of a node: `s3supervisor list|get ID|watch [ID]|remount ID [--socket PATH] [--json]`.
+/// Talks to the supervisor's socket like the plugin does (the caller's uid must be allowed).
+/// </summary>
+public static class OperatorCli
+{
+    private static readonly string[] Verbs = ["list", "get", "watch", "remount", "help", "--help"];
+
+    public static bool IsVerb(string arg) => Verbs.Contains(arg);
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var socket = Environment.GetEnvironmentVariable("S3SUPERVISOR_SOCKET") ?? "/run/s3supervisor/supervisor.sock";
+        var json = false;
+        var rest = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--socket" when i + 1 < args.Length:
+                    socket = args[++i];
+                    break;
+                case "--json":
+                    json = true;
+                    break;
+                default:
+                    rest.Add(args[i]);
+                    break;
+            }
+        }
+        if (rest[0] is "help" or "--help")
+        {
+            Console.WriteLine("usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID [--socket PATH] [--json]");
+            return 0;
+        }
+        using var channel = UnixSocketChannel.Create(socket);
+        var client = new S3Supervisor.Api.V1.Supervisor.SupervisorClient(channel);
+        try
+        {
+            switch (rest[0])
+            {
+                case "list":
+                    var list = await client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
+                    if (json)
+                    {
+                        Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(list));
+                    }
+                    else
+                    {
+                        PrintTable(list.Volumes);
+                    }
+                    return 0;
+                case "get" when rest.Count == 2:
+                    var volume = await client.GetVolumeAsync(new GetVolumeRequest { VolumeId = rest[1] }, deadline: DateTime.UtcNow.AddSeconds(10));
+                    Console.WriteLine(new Google.Protobuf.JsonFormatter(Google.Protobuf.JsonFormatter.Settings.Default.WithIndentation()).Format(volume));
+                    return 0;
+                case "remount" when rest.Count == 2:
+                    var healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = rest[1] }, deadline: DateTime.UtcNow.AddMinutes(2));
+                    Console.WriteLine($"{healed.VolumeId}: {VolumeManager.StateName(healed.State)} (s3fs pid {healed.Pid}, restarts {healed.RestartCount})");
+                    return 0;
+                case "watch":
+                    using (var call = client.WatchVolumes(new WatchVolumesRequest { VolumeId = rest.Count > 1 ? rest[1] : string.Empty, IncludeCurrent = true }))
+                    {
+                        await foreach (var e in call.ResponseStream.ReadAllAsync())
+                        {
+                            Console.WriteLine(json
+                                ? Google.Protobuf.JsonFormatter.Default.Format(e)
+                                : $"{e.Time.ToDateTimeOffset().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {e.VolumeId} {VolumeManager.StateName(e.State)} {e.Reason}: {e.Message}");
+                        }
+                    }
+                    return 0;
+                default:
+                    Console.Error.WriteLine("usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID [--socket PATH] [--json]");
+                    return 2;
+            }
+        }
+        catch (RpcException e)
+        {
+            Console.Error.WriteLine($"s3supervisor: {e.StatusCode}: {e.Status.Detail}");
+            return 1;
+        }
+    }
+
+    private static void PrintTable(IEnumerable<Volume> volumes)
+    {
+        Console.WriteLine($"{"VOLUME",-40} {"STATE",-11} {"PID",7} {"RESTARTS",8} {"TARGETS",7}  SOURCE");
+        foreach (var v in volumes)
+        {
+            var source = v.Source.Prefix.Length == 0 ? $"s3://{v.Source.Bucket}" : $"s3://{v.Source.Bucket}/{v.Source.Prefix}";
+            Console.WriteLine($"{v.VolumeId,-40} {VolumeManager.StateName(v.State),-11} {v.Pid,7} {v.RestartCount,8} {v.Targets.Count,7}  {source}{(v.LastError.Length > 0 ? "  last error: " + v.LastError : string.Empty)}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using S3Supervisor.Supervisor.Api;
+using S3Supervisor.Supervisor.Interop;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Hosting;
+
+public static class SupervisorHosting
+{
+    /// <summary>Registers the supervisor: options (validated at start), the volume manager and its parts, the health loop and graceful shutdown.</summary>
+    public static IServiceCollection AddSupervisor(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<SupervisorOptions>()
+            .Bind(configuration.GetSection(SupervisorOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SupervisorOptions>, SupervisorOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => new PathGuard(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.AllowedRoots));
+        services.AddSingleton(sp => new CredentialStore(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.SecretsDirectory));
+        services.AddSingleton(sp => new Journal(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.StateDirectory));
+        services.AddSingleton<VolumeEventHub>();
+        services.AddSingleton<IMounter, Mounter>();
+        services.AddSingleton<IS3fsLauncher>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
+            return new S3fsLauncher(o.S3fsPath, o.ChildOomScoreAdj, sp.GetRequiredService<ILogger<S3fsLauncher>>());
+        });
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory);
+        });
+        services.TryAddSingleton<IRecoveryObserver, NullRecoveryObserver>();
+        services.AddSingleton<VolumeManager>();
+        services.AddHostedService<SupervisorLifecycle>();
+        services.AddHostedService<HealthCheckLoop>();
+        services.AddSingleton<PeerCredentialInterceptor>();
+        services.AddGrpc(o =>
+        {
+            o.Interceptors.Add<PeerCredentialInterceptor>();
+            o.EnableDetailedErrors = false;
+        });
+        services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        return services;
+    }
+
+    /// <summary>
+    /// Kestrel on the unix socket only: HTTP/2 cleartext (gRPC), the stale socket file removed first,
+    /// the directory 0750 and every connection's SO_PEERCRED read once for the interceptor.
+    /// </summary>
+    public static void ListenOnSupervisorSocket(this KestrelServerOptions kestrel, SupervisorOptions options)
+    {
+        var directory = Path.GetDirectoryName(options.SocketPath)!;
+        Directory.CreateDirectory(directory);
+        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        if (options.SocketGroup is { } group)
+        {
+            Libc.ChangeGroup(directory, group);
+        }
+        if (File.Exists(options.SocketPath) || new FileInfo(options.SocketPath).LinkTarget is not null)
+        {
+            File.Delete(options.SocketPath);
+        }
+        kestrel.ListenUnixSocket(options.SocketPath, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http2;
+            listen.Use(next => async connection =>
+            {
+                var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+                if (socket is not null)
+                {
+                    var (pid, uid, gid) = Libc.PeerCredentials(socket);
+                    connection.Items[PeerCredentialInterceptor.PeerKey] = new PeerCredentials(pid, uid, gid);
+                }
+                await next(connection).ConfigureAwait(false);
+            });
+        });
+    }
+
+    /// <summary>Right after bind: the socket is 0660 (and group-owned when configured); the directory already kept others out.</summary>
+    public static void SecureSocket(SupervisorOptions options)
+    {
+        File.SetUnixFileMode(options.SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        if (options.SocketGroup is { } group)
+        {
+            Libc.ChangeGroup(options.SocketPath, group);
+        }
+    }
+}

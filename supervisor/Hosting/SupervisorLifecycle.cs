@@ -1,0 +1,85 @@
+using Microsoft.Extensions.Options;
+using S3Supervisor.Supervisor.Interop;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Hosting;
+
+/// <summary>
+/// Start: prepares the private secrets directory (a tmpfs of its own when the configured directory
+/// is not on one) and the state directory. Stop: every s3fs gets SIGTERM to flush buffered writes,
+/// within the grace period; the journal is kept, so the next start knows what this node served.
+/// </summary>
+internal sealed partial class SupervisorLifecycle : IHostedService
+{
+    private readonly VolumeManager _volumes;
+    private readonly CredentialStore _credentials;
+    private readonly SupervisorOptions _options;
+    private readonly IMounter _mounter;
+    private readonly ILogger<SupervisorLifecycle> _logger;
+
+    public SupervisorLifecycle(VolumeManager volumes, CredentialStore credentials, IMounter mounter, IOptions<SupervisorOptions> options, ILogger<SupervisorLifecycle> logger)
+    {
+        _volumes = volumes;
+        _credentials = credentials;
+        _mounter = mounter;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_options.StateDirectory);
+        _credentials.EnsureDirectory();
+        if (_options.RequireTmpfsSecrets && !OnTmpfs(_options.SecretsDirectory))
+        {
+            // Secrets must never touch a disk: give the directory a private tmpfs of its own.
+            Libc.Mount("tmpfs", _options.SecretsDirectory, "tmpfs", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC, "mode=0700,size=16m");
+            LogTmpfsMounted(_options.SecretsDirectory);
+        }
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        LogStopping(_volumes.List().Count, _options.ShutdownGrace.TotalSeconds);
+        await _volumes.ShutdownAsync().ConfigureAwait(false);
+    }
+
+    private bool OnTmpfs(string path)
+    {
+        var table = MountInfo.Read();
+        var best = table.Where(m => path == m.MountPoint || path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal))
+            .MaxBy(m => m.MountPoint.Length);
+        return best?.FsType == "tmpfs" || _mounter.FindMount(path)?.FsType == "tmpfs";
+    }
+
+    [LoggerMessage(EventId = 1200, Level = LogLevel.Information, Message = "Mounted a private tmpfs on the secrets directory {Path}")]
+    private partial void LogTmpfsMounted(string path);
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Stopping: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal is kept")]
+    private partial void LogStopping(int count, double seconds);
+}
+
+/// <summary>Periodic health check: catches a mount that answers ENOTCONN or vanished without its child exiting.</summary>
+internal sealed class HealthCheckLoop : BackgroundService
+{
+    private readonly VolumeManager _volumes;
+    private readonly TimeProvider _time;
+    private readonly SupervisorOptions _options;
+
+    public HealthCheckLoop(VolumeManager volumes, TimeProvider time, IOptions<SupervisorOptions> options)
+    {
+        _volumes = volumes;
+        _time = time;
+        _options = options.Value;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.HealthCheckInterval, _time);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            await _volumes.CheckHealthAsync(stoppingToken).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using Microsoft.Extensions.Options;
+
+namespace S3Supervisor.Supervisor.Hosting;
+
+/// <summary>Configuration section "Supervisor" (env: Supervisor__SocketPath, Supervisor__AllowedRoots__0, ...).</summary>
+public sealed class SupervisorOptions
+{
+    public const string Section = "Supervisor";
+
+    /// <summary>The unix socket the API listens on. Its directory is created 0750, the socket is 0660.</summary>
+    public string SocketPath { get; set; } = "/run/s3supervisor/supervisor.sock";
+
+    /// <summary>Group that owns the socket (so an unprivileged plugin can connect). Empty keeps root's group.</summary>
+    public int? SocketGroup { get; set; }
+
+    /// <summary>Peers (by SO_PEERCRED uid) that may call the API.</summary>
+    public List<uint> AllowedUids { get; set; } = [];
+
+    /// <summary>Every staging and target path must resolve under one of these.</summary>
+    public List<string> AllowedRoots { get; set; } = [];
+
+    /// <summary>Journal of non-secret mount records; a hostPath in a cluster so it outlives the pod.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/s3supervisor";
+
+    /// <summary>Private directory (0700) for per-volume passwd files. Must be on tmpfs (memory).</summary>
+    public string SecretsDirectory { get; set; } = "/run/s3supervisor/secrets";
+
+    /// <summary>Refuse to start when the secrets directory is not on tmpfs (tests may turn this off).</summary>
+    public bool RequireTmpfsSecrets { get; set; } = true;
+
+    /// <summary>Parent of per-volume s3fs cache directories (option use_cache).</summary>
+    public string CacheDirectory { get; set; } = "/var/cache/s3supervisor";
+
+    public string S3fsPath { get; set; } = "s3fs";
+
+    public TimeSpan MountTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public TimeSpan HealthCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one health stat may take before the mount counts as hung.</summary>
+    public TimeSpan HealthCheckTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Grace for each s3fs to flush buffered writes on shutdown or unstage before SIGKILL.</summary>
+    public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);
+
+    public TimeSpan BackoffInitial { get; set; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan BackoffMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>oom_score_adj of every s3fs child: the OOM killer takes one runaway mount before the supervisor.</summary>
+    public int ChildOomScoreAdj { get; set; } = 500;
+
+    /// <summary>Replace stale FUSE mounts inside running containers after a remount (needs hostPID).</summary>
+    public bool RepairContainers { get; set; } = true;
+
+    /// <summary>Upper bound of concurrent volume restores during a rebuild.</summary>
+    public int RestoreParallelism { get; set; } = 8;
+}
+
+internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SupervisorOptions options)
+    {
+        var failures = new List<string>();
+        if (!Path.IsPathFullyQualified(options.SocketPath))
+        {
+            failures.Add("Supervisor:SocketPath must be an absolute path.");
+        }
+        if (options.AllowedRoots.Count == 0)
+        {
+            failures.Add("Supervisor:AllowedRoots needs at least one absolute directory (the kubelet root, /var/lib/kubelet).");
+        }
+        foreach (var root in options.AllowedRoots)
+        {
+            if (!Path.IsPathFullyQualified(root) || root == "/")
+            {
+                failures.Add($"Supervisor:AllowedRoots entry '{root}' must be an absolute directory other than '/'.");
+            }
+        }
+        foreach (var (value, key) in new[] { (options.StateDirectory, "StateDirectory"), (options.SecretsDirectory, "SecretsDirectory"), (options.CacheDirectory, "CacheDirectory") })
+        {
+            if (!Path.IsPathFullyQualified(value))
+            {
+                failures.Add($"Supervisor:{key} must be an absolute path.");
+            }
+        }
+        if (options.MountTimeout <= TimeSpan.Zero || options.HealthCheckInterval <= TimeSpan.Zero || options.HealthCheckTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("Supervisor:MountTimeout, HealthCheckInterval and HealthCheckTimeout must be positive.");
+        }
+        if (options.BackoffInitial <= TimeSpan.Zero || options.BackoffMax < options.BackoffInitial)
+        {
+            failures.Add("Supervisor:BackoffInitial must be positive and not above BackoffMax.");
+        }
+        if (options.ChildOomScoreAdj is < -1000 or > 1000)
+        {
+            failures.Add("Supervisor:ChildOomScoreAdj must be between -1000 and 1000.");
+        }
+        if (options.RestoreParallelism is < 1 or > 256)
+        {
+            failures.Add("Supervisor:RestoreParallelism must be between 1 and 256.");
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,115 @@
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+
+namespace S3Supervisor.Supervisor.Mounts;
+
+/// <summary>
+/// Per-volume credential files in a private directory (0700) on tmpfs. Files are created 0600 with
+/// O_EXCL under a temporary name and renamed into place, so a reader never sees a partial file and no
+/// other user ever can. Secrets live only in these files: never on argv, in the environment or a log.
+/// </summary>
+public sealed class CredentialStore
+{
+    private const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode PrivateFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public CredentialStore(string directory)
+    {
+        Directory = directory;
+    }
+
+    public string Directory { get; }
+
+    public void EnsureDirectory()
+    {
+        System.IO.Directory.CreateDirectory(Directory, DirectoryMode);
+        File.SetUnixFileMode(Directory, DirectoryMode);
+    }
+
+    /// <summary>The directory of one volume (its passwd file, or an AWS credentials file for a session token).</summary>
+    public string VolumeDirectory(string volumeId) => Path.Combine(Directory, FileName(volumeId));
+
+    public string PasswdFile(string volumeId) => Path.Combine(VolumeDirectory(volumeId), "passwd");
+
+    /// <summary>
+    /// Writes the credentials of a volume and returns the passwd file path. With a session token
+    /// s3fs's passwd format has no place for it, so an AWS credentials file is written as well, found by
+    /// s3fs through HOME (set to this directory for that child only).
+    /// </summary>
+    public string Write(string volumeId, Credentials credentials)
+    {
+        Validate.NoSpecialCharacters(credentials.AccessKeyId, "credentials.access_key_id");
+        if (credentials.SecretAccessKey.Any(c => c is ':' or '\n' or '\r' || char.IsControl(c)))
+        {
+            throw Validate.Invalid("credentials.secret_access_key", "must not contain ':', newlines or control characters");
+        }
+        if (credentials.SessionToken.Any(c => c is '\n' or '\r' || char.IsControl(c)))
+        {
+            throw Validate.Invalid("credentials.session_token", "must not contain newlines or control characters");
+        }
+        EnsureDirectory();
+        var dir = VolumeDirectory(volumeId);
+        System.IO.Directory.CreateDirectory(dir, DirectoryMode);
+        File.SetUnixFileMode(dir, DirectoryMode);
+        var passwd = PasswdFile(volumeId);
+        WriteAtomically(passwd, $"{credentials.AccessKeyId}:{credentials.SecretAccessKey}\n");
+        if (credentials.SessionToken.Length > 0)
+        {
+            var aws = Path.Combine(dir, ".aws");
+            System.IO.Directory.CreateDirectory(aws, DirectoryMode);
+            WriteAtomically(
+                Path.Combine(aws, "credentials"),
+                $"[default]\naws_access_key_id = {credentials.AccessKeyId}\naws_secret_access_key = {credentials.SecretAccessKey}\naws_session_token = {credentials.SessionToken}\n");
+        }
+        return passwd;
+    }
+
+    public bool HasSessionToken(string volumeId) => File.Exists(Path.Combine(VolumeDirectory(volumeId), ".aws", "credentials"));
+
+    public bool Exists(string volumeId) => File.Exists(PasswdFile(volumeId));
+
+    /// <summary>True when stored credentials equal these (a repeated stage with rotated keys rewrites them).</summary>
+    public bool Matches(string volumeId, Credentials credentials)
+    {
+        try
+        {
+            return File.ReadAllText(PasswdFile(volumeId)) == $"{credentials.AccessKeyId}:{credentials.SecretAccessKey}\n"
+                && HasSessionToken(volumeId) == (credentials.SessionToken.Length > 0);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public void Remove(string volumeId)
+    {
+        var dir = VolumeDirectory(volumeId);
+        if (System.IO.Directory.Exists(dir))
+        {
+            System.IO.Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Volume ids are printable ASCII without '/'; hex-encode anything else that could matter to a file name.</summary>
+    private static string FileName(string volumeId) =>
+        volumeId is "." or ".." ? Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(volumeId)) : volumeId.Replace("%", "%25", StringComparison.Ordinal);
+
+    private static void WriteAtomically(string path, string content)
+    {
+        var temp = path + ".tmp";
+        File.Delete(temp);
+        using (var stream = new FileStream(temp, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            UnixCreateMode = PrivateFileMode,
+            Options = FileOptions.WriteThrough,
+        }))
+        using (var writer = new StreamWriter(stream))
+        {
+            writer.Write(content);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+}

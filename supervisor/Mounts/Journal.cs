@@ -1,0 +1,69 @@
+using Google.Protobuf;
+using S3Supervisor.Api.V1;
+
+namespace S3Supervisor.Supervisor.Mounts;
+
+/// <summary>
+/// The non-secret record of every volume this node serves: id, staging path, source and publish
+/// targets. Rewritten whole on each change with write, fsync, rename and a directory fsync, so a
+/// crash at any moment leaves either the old or the new journal, never a torn one.
+/// </summary>
+public sealed class Journal
+{
+    private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithIndentation());
+    private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    public Journal(string directory)
+    {
+        Directory = directory;
+    }
+
+    public string Directory { get; }
+
+    public string FilePath => Path.Combine(Directory, "journal.json");
+
+    public IReadOnlyList<Volume> Load()
+    {
+        if (!File.Exists(FilePath))
+        {
+            return [];
+        }
+        var text = File.ReadAllText(FilePath);
+        return text.Length == 0 ? [] : Parser.Parse<ListVolumesResponse>(text).Volumes;
+    }
+
+    /// <summary>Writes the records of these volumes (runtime fields such as pid and state are dropped).</summary>
+    public async Task SaveAsync(IEnumerable<Volume> volumes, CancellationToken cancellationToken = default)
+    {
+        var content = new ListVolumesResponse();
+        foreach (var volume in volumes)
+        {
+            content.Volumes.Add(new Volume
+            {
+                VolumeId = volume.VolumeId,
+                StagingPath = volume.StagingPath,
+                Source = volume.Source,
+                Targets = { volume.Targets },
+            });
+        }
+        var text = Formatter.Format(content);
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            var temp = FilePath + ".tmp";
+            await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
+            {
+                await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), CancellationToken.None).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, FilePath, overwrite: true);
+            Interop.Libc.FsyncDirectory(Directory);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+}

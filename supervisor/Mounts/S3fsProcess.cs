@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using S3Supervisor.Supervisor.Interop;
+
+namespace S3Supervisor.Supervisor.Mounts;
+
+/// <summary>One running s3fs child.</summary>
+public interface IS3fsProcess : IDisposable
+{
+    int Pid { get; }
+
+    /// <summary>Completes with the exit code when the child exits (for any reason).</summary>
+    Task<int> Exited { get; }
+
+    /// <summary>The last lines s3fs wrote to stderr (bounded), for error messages.</summary>
+    string StderrTail { get; }
+
+    /// <summary>SIGTERM (s3fs flushes and unmounts), then SIGKILL after the grace period.</summary>
+    Task StopAsync(TimeSpan grace);
+
+    void Kill();
+}
+
+public interface IS3fsLauncher
+{
+    /// <param name="home">HOME for the child (a private directory holding an AWS credentials file), or null.</param>
+    IS3fsProcess Start(IReadOnlyList<string> arguments, string? home);
+}
+
+/// <summary>
+/// Starts s3fs as a direct child. The child's environment is rebuilt from nothing (PATH only, HOME
+/// when given), so no variable of the supervisor's, secret or not, reaches it. Descriptors do not
+/// leak: Program marks every inherited one close-on-exec at start.
+/// </summary>
+public sealed partial class S3fsLauncher : IS3fsLauncher
+{
+    private readonly string _s3fsPath;
+    private readonly int _oomScoreAdj;
+    private readonly ILogger<S3fsLauncher> _logger;
+
+    public S3fsLauncher(string s3fsPath, int oomScoreAdj, ILogger<S3fsLauncher> logger)
+    {
+        _s3fsPath = s3fsPath;
+        _oomScoreAdj = oomScoreAdj;
+        _logger = logger;
+    }
+
+    public IS3fsProcess Start(IReadOnlyList<string> arguments, string? home)
+    {
+        var info = new ProcessStartInfo(_s3fsPath)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+        info.Environment.Clear();
+        info.Environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        if (home is not null)
+        {
+            info.Environment["HOME"] = home;
+        }
+        var process = Process.Start(info) ?? throw new InvalidOperationException("s3fs did not start");
+        process.StandardInput.Close();
+        var child = new S3fsProcess(process);
+        try
+        {
+            File.WriteAllText($"/proc/{child.Pid.ToString(CultureInfo.InvariantCulture)}/oom_score_adj", _oomScoreAdj.ToString(CultureInfo.InvariantCulture));
+        }
+        catch (IOException e)
+        {
+            LogOomScoreFailed(child.Pid, e.Message);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            LogOomScoreFailed(child.Pid, e.Message);
+        }
+        return child;
+    }
+
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Warning, Message = "Could not set oom_score_adj of s3fs pid {Pid}: {Reason}")]
+    private partial void LogOomScoreFailed(int pid, string reason);
+
+    private sealed class S3fsProcess : IS3fsProcess
+    {
+        private const int MaxTailLines = 40;
+        private readonly Process _process;
+        private readonly Queue<string> _tail = new();
+        private readonly Lock _tailLock = new();
+
+        public S3fsProcess(Process process)
+        {
+            _process = process;
+            Pid = process.Id;
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    return;
+                }
+                lock (_tailLock)
+                {
+                    _tail.Enqueue(e.Data.Length > 500 ? e.Data[..500] : e.Data);
+                    while (_tail.Count > MaxTailLines)
+                    {
+                        _tail.Dequeue();
+                    }
+                }
+            };
+            process.OutputDataReceived += (_, _) => { };
+            process.BeginErrorReadLine();
+            process.BeginOutputReadLine();
+            Exited = WaitAsync(process);
+        }
+
+        public int Pid { get; }
+
+        public Task<int> Exited { get; }
+
+        public string StderrTail
+        {
+            get
+            {
+                lock (_tailLock)
+                {
+                    return string.Join('\n', _tail);
+                }
+            }
+        }
+
+        public async Task StopAsync(TimeSpan grace)
+        {
+            if (Exited.IsCompleted)
+            {
+                return;
+            }
+            Libc.Kill(Pid, 15);
+            if (await Task.WhenAny(Exited, Task.Delay(grace)).ConfigureAwait(false) != Exited)
+            {
+                Kill();
+                await Exited.ConfigureAwait(false);
+            }
+        }
+
+        public void Kill()
+        {
+            if (!Exited.IsCompleted)
+            {
+                Libc.Kill(Pid, 9);
+            }
+        }
+
+        public void Dispose() => _process.Dispose();
+
+        private static async Task<int> WaitAsync(Process process)
+        {
+            await process.WaitForExitAsync().ConfigureAwait(false);
+            return process.ExitCode;
+        }
+    }
+}

@@ -1,0 +1,818 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Supervisor.Interop;
+
+namespace S3Supervisor.Supervisor.Mounts;
+
+/// <summary>Settings the volume manager needs (a slice of SupervisorOptions).</summary>
+public sealed record VolumeManagerSettings(
+    TimeSpan MountTimeout,
+    TimeSpan ShutdownGrace,
+    TimeSpan BackoffInitial,
+    TimeSpan BackoffMax,
+    TimeSpan HealthCheckTimeout,
+    string CacheDirectory);
+
+/// <summary>
+/// Owns every volume on the node: one s3fs child per volume at its staging path, and bind mounts
+/// of it on each publish target. Calls for one volume are serialised by its lock (a concurrent call
+/// gets Aborted); a repeated call that is already satisfied succeeds. When a child dies or its mount
+/// stops answering, the volume is healed in the background with per-volume backoff, so one sick
+/// volume never holds up another.
+/// </summary>
+public sealed partial class VolumeManager : IAsyncDisposable
+{
+    private readonly Dictionary<string, ManagedVolume> _volumes = new(StringComparer.Ordinal);
+    private readonly Lock _volumesLock = new();
+    private readonly IS3fsLauncher _launcher;
+    private readonly IMounter _mounter;
+    private readonly CredentialStore _credentials;
+    private readonly Journal _journal;
+    private readonly VolumeEventHub _events;
+    private readonly IRecoveryObserver _observer;
+    private readonly TimeProvider _time;
+    private readonly VolumeManagerSettings _settings;
+    private readonly ILogger<VolumeManager> _logger;
+    private readonly CancellationTokenSource _shutdown = new();
+
+    public VolumeManager(
+        IS3fsLauncher launcher,
+        IMounter mounter,
+        CredentialStore credentials,
+        Journal journal,
+        VolumeEventHub events,
+        IRecoveryObserver observer,
+        TimeProvider time,
+        VolumeManagerSettings settings,
+        ILogger<VolumeManager> logger)
+    {
+        _launcher = launcher;
+        _mounter = mounter;
+        _credentials = credentials;
+        _journal = journal;
+        _events = events;
+        _observer = observer;
+        _time = time;
+        _settings = settings;
+        _logger = logger;
+    }
+
+    public VolumeEventHub Events => _events;
+
+    public IReadOnlyList<Volume> List()
+    {
+        lock (_volumesLock)
+        {
+            return _volumes.Values.Where(v => v.Staged).OrderBy(v => v.VolumeId, StringComparer.Ordinal).Select(v => v.Snapshot()).ToArray();
+        }
+    }
+
+    public Volume Get(string volumeId) =>
+        Find(volumeId)?.Snapshot() ?? throw NotFound(volumeId);
+
+    /// <summary>Starts s3fs at the staging path and returns once the mount answers.</summary>
+    public async Task<Volume> StageAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, CancellationToken cancellationToken)
+    {
+        var (volume, created) = GetOrAdd(volumeId);
+        await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
+        if (volume.Staged)
+        {
+            if (volume.StagingPath != stagingPath || !volume.Source.Equals(source))
+            {
+                throw new RpcException(new Status(StatusCode.AlreadyExists, $"volume_id: {volumeId} is already staged at {volume.StagingPath} with a different source"));
+            }
+            if (credentials is not null && !source.Options.PublicBucket && !_credentials.Matches(volumeId, credentials))
+            {
+                // Rotated keys: s3fs reads its passwd file at start, so the next (re)start uses them.
+                _credentials.Write(volumeId, credentials);
+                LogCredentialsRotated(volumeId);
+            }
+            return volume.State == VolumeState.Ready
+                ? volume.Snapshot()
+                : throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is staged but {StateName(volume.State)}; the supervisor is healing it, retry later"));
+        }
+
+        try
+        {
+            volume.StagingPath = stagingPath;
+            volume.Source = source;
+            SetState(volume, VolumeState.Mounting, "Staging", $"mounting {Describe(source)} at {stagingPath}");
+            ClearLeftoverMount(stagingPath, "staging_path");
+            if (!source.Options.PublicBucket)
+            {
+                _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+            }
+            await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
+            volume.Staged = true;
+            SetState(volume, VolumeState.Ready, "Staged", $"s3fs pid {volume.Child?.Pid} mounted {Describe(source)} at {stagingPath}");
+            await SaveJournalAsync().ConfigureAwait(false);
+            return volume.Snapshot();
+        }
+        catch
+        {
+            if (created)
+            {
+                Forget(volume);
+                _credentials.Remove(volumeId);
+            }
+            throw;
+        }
+    }
+
+    public async Task<Volume> PublishAsync(string volumeId, string targetPath, bool readOnly, PodRef? pod, CancellationToken cancellationToken)
+    {
+        var volume = Find(volumeId) ?? throw NotFound(volumeId);
+        await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
+        if (!volume.Staged)
+        {
+            throw NotFound(volumeId);
+        }
+        if (targetPath == volume.StagingPath)
+        {
+            throw Common.Validate.Invalid("target_path", "must differ from the staging path");
+        }
+        PublishTarget? existing;
+        lock (volume.Targets)
+        {
+            volume.Targets.TryGetValue(targetPath, out existing);
+        }
+        if (existing is not null)
+        {
+            if (existing.ReadOnly != readOnly)
+            {
+                throw new RpcException(new Status(StatusCode.AlreadyExists, $"target_path: {targetPath} is already published {(existing.ReadOnly ? "read-only" : "read-write")}"));
+            }
+            if (volume.State == VolumeState.Ready && _mounter.FindMount(targetPath)?.Device != volume.Device)
+            {
+                // The bind went missing (someone unmounted it): put it back.
+                _mounter.Bind(volume.StagingPath, targetPath, readOnly);
+            }
+            return volume.Snapshot();
+        }
+        if (volume.State != VolumeState.Ready)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is {StateName(volume.State)}; retry once it is ready"));
+        }
+        _mounter.CreateDirectory(targetPath);
+        ClearLeftoverMount(targetPath, "target_path");
+        _mounter.Bind(volume.StagingPath, targetPath, readOnly);
+        var target = new PublishTarget { TargetPath = targetPath, ReadOnly = readOnly, Pod = pod ?? new PodRef() };
+        lock (volume.Targets)
+        {
+            volume.Targets[targetPath] = target;
+        }
+        try
+        {
+            await SaveJournalAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            lock (volume.Targets)
+            {
+                volume.Targets.Remove(targetPath);
+            }
+            _mounter.UnmountLazy(targetPath);
+            throw;
+        }
+        Emit(volume, "Published", $"bound to {targetPath}{(readOnly ? " read-only" : string.Empty)}{PodSuffix(pod)}");
+        return volume.Snapshot();
+    }
+
+    /// <summary>Removes one publish target. Succeeds when it is already gone; clears a leftover s3fs bind of an unknown volume.</summary>
+    public async Task UnpublishAsync(string volumeId, string targetPath, CancellationToken cancellationToken)
+    {
+        var volume = Find(volumeId);
+        if (volume is null)
+        {
+            ClearLeftoverMount(targetPath, "target_path", onlyFuse: true, force: true);
+            return;
+        }
+        await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
+        bool known;
+        lock (volume.Targets)
+        {
+            known = volume.Targets.ContainsKey(targetPath);
+        }
+        if (!known)
+        {
+            ClearLeftoverMount(targetPath, "target_path", onlyFuse: true, force: true);
+            return;
+        }
+        while (_mounter.UnmountLazy(targetPath))
+        {
+            // Remove every layer (a bind may have been stacked twice by a retried call).
+        }
+        lock (volume.Targets)
+        {
+            volume.Targets.Remove(targetPath);
+        }
+        await SaveJournalAsync().ConfigureAwait(false);
+        Emit(volume, "Unpublished", $"unbound from {targetPath}");
+    }
+
+    /// <summary>Stops s3fs (flushing writes), unmounts and removes the credentials. Succeeds for an unknown volume.</summary>
+    public async Task UnstageAsync(string volumeId, string stagingPath, CancellationToken cancellationToken)
+    {
+        var volume = Find(volumeId);
+        if (volume is null)
+        {
+            ClearLeftoverMount(stagingPath, "staging_path", onlyFuse: true, force: true);
+            _credentials.Remove(volumeId);
+            return;
+        }
+        await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
+        if (volume.StagingPath != stagingPath)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"staging_path: volume {volumeId} is staged at {volume.StagingPath}, not at {stagingPath}"));
+        }
+        int targets;
+        lock (volume.Targets)
+        {
+            targets = volume.Targets.Count;
+        }
+        if (targets > 0)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"volume_id: {volumeId} is still published at {targets} target(s); unpublish them first"));
+        }
+        volume.Stopping = true;
+        await volume.Lifetime.CancelAsync().ConfigureAwait(false);
+        SetState(volume, VolumeState.Unmounting, "Unstaging", $"stopping s3fs pid {volume.Child?.Pid}");
+        await StopChildAsync(volume).ConfigureAwait(false);
+        while (_mounter.UnmountLazy(stagingPath))
+        {
+        }
+        _credentials.Remove(volumeId);
+        Forget(volume);
+        await SaveJournalAsync().ConfigureAwait(false);
+        LogUnstaged(volumeId, stagingPath);
+        _events.Publish(new VolumeEvent { Time = Now(), VolumeId = volumeId, State = VolumeState.Unmounting, Reason = "Unstaged", Message = $"unmounted {stagingPath}" });
+    }
+
+    /// <summary>Operator action: restart s3fs now and re-bind every target. Returns the healed volume.</summary>
+    public async Task<Volume> RemountAsync(string volumeId, CancellationToken cancellationToken)
+    {
+        var volume = Find(volumeId) ?? throw NotFound(volumeId);
+        if (!volume.Staged)
+        {
+            throw NotFound(volumeId);
+        }
+        await HealAsync(volume, "OperatorRemount", "remount requested by an operator", cancellationToken).ConfigureAwait(false);
+        return volume.Snapshot();
+    }
+
+    /// <summary>
+    /// Brings a volume back after a supervisor restart: clears stale mounts, starts s3fs with the
+    /// given credentials and re-binds the targets. Used by the rebuild; the volume must be unknown.
+    /// </summary>
+    public async Task<Volume> RestoreAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, IEnumerable<PublishTarget> targets, CancellationToken cancellationToken)
+    {
+        var (volume, created) = GetOrAdd(volumeId);
+        await using var held = await LockAsync(volume, wait: true, cancellationToken).ConfigureAwait(false);
+        if (!created && volume.Staged)
+        {
+            return volume.Snapshot();
+        }
+        volume.StagingPath = stagingPath;
+        volume.Source = source;
+        lock (volume.Targets)
+        {
+            foreach (var target in targets)
+            {
+                volume.Targets[target.TargetPath] = target.Clone();
+            }
+        }
+        var deadDevice = _mounter.FindMount(stagingPath) is { IsFuse: true } stale ? stale.Device : string.Empty;
+        if (deadDevice.Length == 0)
+        {
+            // The staging mount may be gone already (s3fs unmounted itself on SIGTERM); a target still shows the dead connection.
+            deadDevice = TargetDevices(volume).FirstOrDefault() ?? string.Empty;
+        }
+        try
+        {
+            SetState(volume, VolumeState.Recovering, "Restoring", $"restoring {Describe(source)} at {stagingPath}");
+            if (!source.Options.PublicBucket)
+            {
+                _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+            }
+            UnmountAll(volume);
+            await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
+            BindAllTargets(volume);
+            volume.Staged = true;
+            volume.RestartCount++;
+            SetState(volume, VolumeState.Ready, "Restored", $"s3fs pid {volume.Child?.Pid} serves {stagingPath} and {volume.Targets.Count} target(s)");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Keep the volume known (Failed), so the health loop retries and the operator sees it.
+            volume.Staged = true;
+            volume.LastError = Message(e);
+            SetState(volume, VolumeState.Failed, "RestoreFailed", volume.LastError);
+            ScheduleHeal(volume, "RestoreFailed", volume.LastError);
+            await SaveJournalAsync().ConfigureAwait(false);
+            return volume.Snapshot();
+        }
+        await SaveJournalAsync().ConfigureAwait(false);
+        var snapshot = volume.Snapshot();
+        _ = NotifyRecoveredAsync(snapshot, deadDevice);
+        return snapshot;
+    }
+
+    /// <summary>Health check of one volume: a Ready volume whose mount is gone or answers ENOTCONN is healed.</summary>
+    public async Task CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        ManagedVolume[] volumes;
+        lock (_volumesLock)
+        {
+            volumes = _volumes.Values.Where(v => v.Staged && v.State == VolumeState.Ready && !v.Stopping && !v.HealPending).ToArray();
+        }
+        await Parallel.ForEachAsync(volumes, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (volume, ct) =>
+        {
+            var problem = await ProbeAsync(volume, ct).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                ScheduleHeal(volume, "MountNotConnected", problem);
+            }
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops every child gracefully (SIGTERM, so buffered writes reach S3) within the grace period. The journal is kept.</summary>
+    public async Task ShutdownAsync()
+    {
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+        ManagedVolume[] volumes;
+        lock (_volumesLock)
+        {
+            volumes = _volumes.Values.ToArray();
+        }
+        foreach (var volume in volumes)
+        {
+            volume.Stopping = true;
+        }
+        await Task.WhenAll(volumes.Select(StopChildAsync)).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await ShutdownAsync().ConfigureAwait(false);
+        _shutdown.Dispose();
+    }
+
+    private async Task<string?> ProbeAsync(ManagedVolume volume, CancellationToken cancellationToken)
+    {
+        var statTask = Task.Run(() => _mounter.Stat(volume.StagingPath), CancellationToken.None);
+        var finished = await Task.WhenAny(statTask, Task.Delay(_settings.HealthCheckTimeout, _time, cancellationToken)).ConfigureAwait(false);
+        if (finished != statTask)
+        {
+            return $"stat of {volume.StagingPath} did not answer within {_settings.HealthCheckTimeout.TotalSeconds:0} s";
+        }
+        var errno = await statTask.ConfigureAwait(false);
+        if (errno != 0)
+        {
+            return $"stat of {volume.StagingPath} failed: {Errno.Name(errno)}";
+        }
+        var mount = _mounter.FindMount(volume.StagingPath);
+        if (mount is null || !mount.IsFuse || mount.Device != volume.Device)
+        {
+            return $"{volume.StagingPath} is no longer mounted by this volume's s3fs";
+        }
+        return null;
+    }
+
+    /// <summary>Schedules a heal in the background unless one is already pending for this volume.</summary>
+    private void ScheduleHeal(ManagedVolume volume, string reason, string message)
+    {
+        lock (volume)
+        {
+            if (volume.HealPending || volume.Stopping || _shutdown.IsCancellationRequested)
+            {
+                return;
+            }
+            volume.HealPending = true;
+        }
+        _ = Task.Run(() => HealLoopAsync(volume, reason, message), CancellationToken.None);
+    }
+
+    private async Task HealLoopAsync(ManagedVolume volume, string reason, string message)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token, volume.Lifetime.Token);
+        try
+        {
+            while (!linked.IsCancellationRequested)
+            {
+                if (volume.Failures > 0)
+                {
+                    var delay = Backoff(volume.Failures);
+                    LogBackoff(volume.VolumeId, volume.Failures, delay.TotalSeconds);
+                    await Task.Delay(delay, _time, linked.Token).ConfigureAwait(false);
+                }
+                if (await TryHealAsync(volume, reason, message, linked.Token).ConfigureAwait(false))
+                {
+                    return;
+                }
+                reason = "RetryAfterFailure";
+                message = volume.LastError;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            lock (volume)
+            {
+                volume.HealPending = false;
+            }
+        }
+    }
+
+    private async Task HealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken)
+    {
+        if (!await TryHealAsync(volume, reason, message, cancellationToken).ConfigureAwait(false))
+        {
+            ScheduleHeal(volume, "RetryAfterFailure", volume.LastError);
+            throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volume.VolumeId} could not be remounted: {volume.LastError}"));
+        }
+    }
+
+    /// <summary>One heal attempt: lazily unmount the stale staging mount and binds, start s3fs, re-bind every target.</summary>
+    private async Task<bool> TryHealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken)
+    {
+        await using var held = await LockAsync(volume, wait: true, cancellationToken).ConfigureAwait(false);
+        if (volume.Stopping || !volume.Staged)
+        {
+            return true;
+        }
+        var deadDevice = volume.Device;
+        var started = _time.GetTimestamp();
+        SetState(volume, VolumeState.Stale, reason, message);
+        try
+        {
+            await StopChildAsync(volume).ConfigureAwait(false);
+            UnmountAll(volume);
+            SetState(volume, VolumeState.Recovering, "Remounting", $"starting s3fs again (attempt {volume.Failures + 1})");
+            await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
+            BindAllTargets(volume);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            volume.Failures++;
+            volume.LastError = Message(e);
+            SetState(volume, VolumeState.Failed, "RecoveryFailed", volume.LastError);
+            _ = NotifyFailedAsync(volume.Snapshot(), volume.LastError);
+            return false;
+        }
+        volume.Failures = 0;
+        volume.RestartCount++;
+        var elapsed = _time.GetElapsedTime(started);
+        SetState(volume, VolumeState.Ready, "Recovered", $"s3fs pid {volume.Child?.Pid} serves {volume.StagingPath} and {volume.Targets.Count} target(s) again after {elapsed.TotalMilliseconds:0} ms");
+        _ = NotifyRecoveredAsync(volume.Snapshot(), deadDevice);
+        return true;
+    }
+
+    private async Task NotifyRecoveredAsync(Volume snapshot, string deadDevice)
+    {
+        try
+        {
+            await _observer.OnRecoveredAsync(snapshot, deadDevice, _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogObserverFailed(snapshot.VolumeId, e.Message);
+        }
+    }
+
+    private async Task NotifyFailedAsync(Volume snapshot, string reason)
+    {
+        try
+        {
+            await _observer.OnRecoveryFailedAsync(snapshot, reason, _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogObserverFailed(snapshot.VolumeId, e.Message);
+        }
+    }
+
+    private TimeSpan Backoff(int failures)
+    {
+        var seconds = _settings.BackoffInitial.TotalSeconds * Math.Pow(2, Math.Min(failures - 1, 20));
+        return TimeSpan.FromSeconds(Math.Min(seconds, _settings.BackoffMax.TotalSeconds));
+    }
+
+    /// <summary>Starts s3fs and waits until the FUSE mount is in mountinfo and answers stat. On failure nothing is left mounted or running.</summary>
+    private async Task StartChildAsync(ManagedVolume volume, CancellationToken cancellationToken)
+    {
+        _mounter.CreateDirectory(volume.StagingPath);
+        var passwd = volume.Source.Options.PublicBucket ? null : _credentials.PasswdFile(volume.VolumeId);
+        var home = passwd is not null && _credentials.HasSessionToken(volume.VolumeId) ? _credentials.VolumeDirectory(volume.VolumeId) : null;
+        string? cache = null;
+        if (volume.Source.Options.UseCache)
+        {
+            cache = Path.Combine(_settings.CacheDirectory, volume.VolumeId);
+            Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var arguments = S3fsArguments.Build(volume.Source, volume.StagingPath, passwd, cache);
+        var child = _launcher.Start(arguments, home);
+        volume.Child = child;
+        LogChildStarted(volume.VolumeId, child.Pid, volume.StagingPath);
+        var deadline = _time.GetTimestamp();
+        try
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (child.Exited.IsCompleted)
+                {
+                    throw ChildFailed(volume, child, $"s3fs exited with code {await child.Exited.ConfigureAwait(false)} before the mount was ready");
+                }
+                var mount = _mounter.FindMount(volume.StagingPath);
+                if (mount is { IsFuse: true } && _mounter.Stat(volume.StagingPath) == 0)
+                {
+                    volume.Device = mount.Device;
+                    break;
+                }
+                if (_time.GetElapsedTime(deadline) > _settings.MountTimeout)
+                {
+                    throw ChildFailed(volume, child, $"the mount was not ready within {_settings.MountTimeout.TotalSeconds:0} s");
+                }
+                await Task.WhenAny(child.Exited, Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken)).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            child.Kill();
+            await child.Exited.ConfigureAwait(false);
+            while (_mounter.UnmountLazy(volume.StagingPath))
+            {
+            }
+            volume.Child = null;
+            volume.Device = string.Empty;
+            child.Dispose();
+            throw;
+        }
+        WatchChild(volume, child);
+    }
+
+    private void WatchChild(ManagedVolume volume, IS3fsProcess child)
+    {
+        _ = child.Exited.ContinueWith(
+            exit =>
+            {
+                if (volume.Stopping || volume.Child != child)
+                {
+                    return;
+                }
+                var code = exit.Result;
+                LogChildExited(volume.VolumeId, child.Pid, code, Redact(child.StderrTail, volume));
+                ScheduleHeal(volume, "ChildExited", $"s3fs pid {child.Pid} exited with code {code}");
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private RpcException ChildFailed(ManagedVolume volume, IS3fsProcess child, string what)
+    {
+        var tail = Redact(child.StderrTail, volume);
+        var code = tail.Contains("invalid credentials", StringComparison.OrdinalIgnoreCase)
+            || tail.Contains("403", StringComparison.Ordinal)
+            || tail.Contains("SignatureDoesNotMatch", StringComparison.Ordinal)
+            || tail.Contains("InvalidAccessKeyId", StringComparison.Ordinal)
+            ? StatusCode.PermissionDenied
+            : tail.Contains("NoSuchBucket", StringComparison.Ordinal) || tail.Contains("bucket not found", StringComparison.OrdinalIgnoreCase)
+                ? StatusCode.NotFound
+                : StatusCode.Internal;
+        var message = $"mounting {Describe(volume.Source)} at {volume.StagingPath} failed: {what}" + (tail.Length > 0 ? $"; s3fs said: {tail}" : string.Empty);
+        return new RpcException(new Status(code, message));
+    }
+
+    /// <summary>s3fs does not print secrets, but make sure: the stored key material never reaches a message.</summary>
+    private string Redact(string text, ManagedVolume volume)
+    {
+        try
+        {
+            var passwd = _credentials.PasswdFile(volume.VolumeId);
+            if (File.Exists(passwd))
+            {
+                foreach (var part in File.ReadAllText(passwd).Trim().Split(':'))
+                {
+                    if (part.Length >= 4)
+                    {
+                        text = text.Replace(part, "[REDACTED]", StringComparison.Ordinal);
+                    }
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return text;
+    }
+
+    private async Task StopChildAsync(ManagedVolume volume)
+    {
+        var child = volume.Child;
+        if (child is null)
+        {
+            return;
+        }
+        volume.Child = null;
+        await child.StopAsync(_settings.ShutdownGrace).ConfigureAwait(false);
+        child.Dispose();
+    }
+
+    private void UnmountAll(ManagedVolume volume)
+    {
+        foreach (var target in TargetPaths(volume))
+        {
+            while (_mounter.UnmountLazy(target))
+            {
+            }
+        }
+        while (_mounter.UnmountLazy(volume.StagingPath))
+        {
+        }
+        volume.Device = string.Empty;
+    }
+
+    private void BindAllTargets(ManagedVolume volume)
+    {
+        PublishTarget[] targets;
+        lock (volume.Targets)
+        {
+            targets = volume.Targets.Values.ToArray();
+        }
+        foreach (var target in targets)
+        {
+            _mounter.CreateDirectory(target.TargetPath);
+            _mounter.Bind(volume.StagingPath, target.TargetPath, target.ReadOnly);
+        }
+    }
+
+    private static string[] TargetPaths(ManagedVolume volume)
+    {
+        lock (volume.Targets)
+        {
+            return volume.Targets.Keys.ToArray();
+        }
+    }
+
+    private IEnumerable<string> TargetDevices(ManagedVolume volume) =>
+        TargetPaths(volume).Select(_mounter.FindMount).Where(m => m is { IsFuse: true }).Select(m => m!.Device);
+
+    /// <summary>
+    /// A path about to be mounted on may hold a leftover of an earlier life (a dead s3fs, a bind of
+    /// one). A FUSE leftover is cleared; anything else is not ours to remove.
+    /// </summary>
+    private void ClearLeftoverMount(string path, string field, bool onlyFuse = false, bool force = false)
+    {
+        var mount = _mounter.FindMount(path);
+        if (mount is null)
+        {
+            return;
+        }
+        if (mount.IsFuse && (force || _mounter.Stat(path) == Errno.ENOTCONN))
+        {
+            while (_mounter.UnmountLazy(path))
+            {
+            }
+            LogLeftoverCleared(path, mount.Device);
+            return;
+        }
+        if (onlyFuse)
+        {
+            return;
+        }
+        throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is already a mount point ({mount.FsType} from {mount.Source})"));
+    }
+
+    private (ManagedVolume Volume, bool Created) GetOrAdd(string volumeId)
+    {
+        lock (_volumesLock)
+        {
+            if (_volumes.TryGetValue(volumeId, out var existing))
+            {
+                return (existing, false);
+            }
+            var volume = new ManagedVolume(volumeId) { StateSince = _time.GetUtcNow() };
+            _volumes[volumeId] = volume;
+            return (volume, true);
+        }
+    }
+
+    private ManagedVolume? Find(string volumeId)
+    {
+        lock (_volumesLock)
+        {
+            return _volumes.GetValueOrDefault(volumeId);
+        }
+    }
+
+    private void Forget(ManagedVolume volume)
+    {
+        lock (_volumesLock)
+        {
+            if (_volumes.TryGetValue(volume.VolumeId, out var current) && current == volume)
+            {
+                _volumes.Remove(volume.VolumeId);
+            }
+        }
+    }
+
+    private static async Task<LockHolder> LockAsync(ManagedVolume volume, bool wait, CancellationToken cancellationToken)
+    {
+        if (wait)
+        {
+            await volume.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else if (!await volume.Lock.WaitAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false))
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, $"volume_id: an operation on {volume.VolumeId} is already in progress"));
+        }
+        return new LockHolder(volume.Lock);
+    }
+
+    private Task SaveJournalAsync() => _journal.SaveAsync(List(), CancellationToken.None);
+
+    private void SetState(ManagedVolume volume, VolumeState state, string reason, string message)
+    {
+        volume.State = state;
+        volume.StateSince = _time.GetUtcNow();
+        if (state == VolumeState.Ready)
+        {
+            volume.LastError = string.Empty;
+        }
+        LogStateChanged(volume.VolumeId, StateName(state), reason, message);
+        Emit(volume, reason, message);
+    }
+
+    private void Emit(ManagedVolume volume, string reason, string message) =>
+        _events.Publish(new VolumeEvent
+        {
+            Time = Now(),
+            VolumeId = volume.VolumeId,
+            State = volume.State,
+            Reason = reason,
+            Message = message,
+            Volume = volume.Snapshot(),
+        });
+
+    private Timestamp Now() => Timestamp.FromDateTimeOffset(_time.GetUtcNow());
+
+    private static string Describe(VolumeSource source) =>
+        source.Prefix.Length == 0 ? $"s3://{source.Bucket}" : $"s3://{source.Bucket}/{source.Prefix}";
+
+    private static string PodSuffix(PodRef? pod) =>
+        pod is null || pod.Name.Length == 0 ? string.Empty : $" for pod {pod.Namespace}/{pod.Name}";
+
+    public static string StateName(VolumeState state) => state switch
+    {
+        VolumeState.Mounting => "Mounting",
+        VolumeState.Ready => "Ready",
+        VolumeState.Stale => "Stale",
+        VolumeState.Recovering => "Recovering",
+        VolumeState.Failed => "Failed",
+        VolumeState.Unmounting => "Unmounting",
+        _ => "Unknown",
+    };
+
+    private static string Message(Exception e) => e is RpcException rpc ? rpc.Status.Detail : e.Message;
+
+    private static RpcException NotFound(string volumeId) =>
+        new(new Status(StatusCode.NotFound, $"volume_id: {volumeId} is not staged on this node"));
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Volume {VolumeId} is {State} ({Reason}): {Detail}")]
+    private partial void LogStateChanged(string volumeId, string state, string reason, string detail);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Volume {VolumeId}: s3fs pid {Pid} started for {StagingPath}")]
+    private partial void LogChildStarted(string volumeId, int pid, string stagingPath);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Volume {VolumeId}: s3fs pid {Pid} exited with code {ExitCode}; stderr: {StderrTail}")]
+    private partial void LogChildExited(string volumeId, int pid, int exitCode, string stderrTail);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Volume {VolumeId}: unstaged from {StagingPath}")]
+    private partial void LogUnstaged(string volumeId, string stagingPath);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Volume {VolumeId}: heal attempt {Attempt} waits {Seconds} s (backoff)")]
+    private partial void LogBackoff(string volumeId, int attempt, double seconds);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Cleared a leftover FUSE mount {Device} at {Path}")]
+    private partial void LogLeftoverCleared(string path, string device);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "Volume {VolumeId}: credentials rotated; they take effect at the next s3fs start")]
+    private partial void LogCredentialsRotated(string volumeId);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Volume {VolumeId}: recovery observer failed: {Reason}")]
+    private partial void LogObserverFailed(string volumeId, string reason);
+
+    private readonly struct LockHolder(SemaphoreSlim semaphore) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            semaphore.Release();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,341 @@
+using System.Diagnostics;
+using System.Globalization;
+using Grpc.Core;
+using Grpc.Net.Client;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+
+namespace S3Supervisor.TestKit.Supervisor;
+
+/// <summary>Where a test supervisor keeps its files; all under one throwaway root.</summary>
+public sealed class SupervisorLayout
+{
+    public SupervisorLayout(string root)
+    {
+        Root = root;
+    }
+
+    public string Root { get; }
+
+    /// <summary>Stands in for /var/lib/kubelet: the only allowed root for staging and target paths.</summary>
+    public string KubeletRoot => Path.Combine(Root, "kubelet");
+
+    public string StateDirectory => Path.Combine(Root, "state");
+
+    public string RunDirectory => Path.Combine(Root, "run");
+
+    public string SocketPath => Path.Combine(RunDirectory, "supervisor.sock");
+
+    public string SecretsDirectory => Path.Combine(RunDirectory, "secrets");
+
+    public string StagingPath(string volumeId) => Path.Combine(KubeletRoot, "plugins", "kubernetes.io", "csi", "s3.csi.s3supervisor.io", Hash(volumeId), "globalmount");
+
+    public string TargetPath(string podUid, string volumeName) => Path.Combine(KubeletRoot, "pods", podUid, "volumes", "kubernetes.io~csi", volumeName, "mount");
+
+    private static string Hash(string value) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(value)));
+}
+
+/// <summary>
+/// A real s3supervisor process (the built binary, run with `dotnet s3supervisor.dll`) on a socket
+/// in a throwaway directory. <see cref="KillAsync"/> kills it and every child like a container
+/// runtime does when the container dies; dispose stops it and clears every mount under its root.
+/// </summary>
+public sealed class SupervisorProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _output = [];
+    private readonly Lock _outputLock = new();
+
+    private SupervisorProcess(Process process, SupervisorLayout layout)
+    {
+        _process = process;
+        Layout = layout;
+        Channel = UnixSocketChannel.Create(layout.SocketPath);
+        Client = new S3Supervisor.Api.V1.Supervisor.SupervisorClient(Channel);
+    }
+
+    public SupervisorLayout Layout { get; }
+
+    public int Pid => _process.Id;
+
+    public GrpcChannel Channel { get; }
+
+    public S3Supervisor.Api.V1.Supervisor.SupervisorClient Client { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Everything the supervisor wrote (JSON log lines), for assertions such as "no secret in the log".</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_outputLock)
+            {
+                return string.Join('\n', _output);
+            }
+        }
+    }
+
+    /// <summary>Path of the built supervisor (copied next to the test assembly by the project reference).</summary>
+    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3supervisor.dll");
+
+    /// <summary>Starts a supervisor on <paramref name="layout"/> (a new temp root when null) and waits until its socket answers.</summary>
+    public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null)
+    {
+        layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
+        Directory.CreateDirectory(layout.KubeletRoot);
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(BinaryPath);
+        var env = new Dictionary<string, string>
+        {
+            ["Supervisor__SocketPath"] = layout.SocketPath,
+            ["Supervisor__AllowedUids__0"] = "0",
+            ["Supervisor__AllowedRoots__0"] = layout.KubeletRoot,
+            ["Supervisor__StateDirectory"] = layout.StateDirectory,
+            ["Supervisor__SecretsDirectory"] = layout.SecretsDirectory,
+            ["Supervisor__CacheDirectory"] = Path.Combine(layout.Root, "cache"),
+            ["Supervisor__HealthCheckInterval"] = "00:00:01",
+            ["Supervisor__BackoffInitial"] = "00:00:00.200",
+            ["Supervisor__ShutdownGrace"] = "00:00:10",
+            ["Logging__LogLevel__Default"] = "Information",
+            ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            env[key] = value;
+        }
+        foreach (var (key, value) in env)
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the supervisor");
+        var supervisor = new SupervisorProcess(process, layout);
+        process.OutputDataReceived += (_, e) => supervisor.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => supervisor.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        return supervisor;
+    }
+
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"the supervisor exited with code {_process.ExitCode}:\n{Output}");
+            }
+            try
+            {
+                await Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                return;
+            }
+            catch (RpcException) when (stopwatch.Elapsed < timeout)
+            {
+                await Task.Delay(25).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Waits until a volume reaches a state (polling GetVolume).</summary>
+    public async Task<Volume> WaitForStateAsync(string volumeId, VolumeState state, TimeSpan timeout, Func<Volume, bool>? also = null)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        Volume? last = null;
+        while (stopwatch.Elapsed < timeout)
+        {
+            try
+            {
+                last = await Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = volumeId }).ConfigureAwait(false);
+                if (last.State == state && (also is null || also(last)))
+                {
+                    return last;
+                }
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            {
+            }
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+        throw new TimeoutException($"volume {volumeId} did not reach {state} within {timeout}; last: {last}\n{Output}");
+    }
+
+    /// <summary>SIGKILL to the supervisor and every descendant (its s3fs children), as when its container dies.</summary>
+    public async Task KillAsync()
+    {
+        var victims = ProcessTree.Descendants(_process.Id).Prepend(_process.Id).ToArray();
+        foreach (var pid in victims)
+        {
+            ProcessTree.Signal(pid, 9);
+        }
+        await _process.WaitForExitAsync().ConfigureAwait(false);
+        await ProcessTree.WaitGoneAsync(victims, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+    }
+
+    /// <summary>SIGTERM (graceful shutdown) and wait.</summary>
+    public async Task<int> StopAsync(TimeSpan? timeout = null)
+    {
+        if (!_process.HasExited)
+        {
+            ProcessTree.Signal(_process.Id, 15);
+            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(40));
+            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        return _process.ExitCode;
+    }
+
+    /// <summary>pids of the s3fs children right now.</summary>
+    public IReadOnlyList<int> Children() => ProcessTree.Descendants(_process.Id).ToArray();
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                await StopAsync().ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            await KillAsync().ConfigureAwait(false);
+        }
+        Channel.Dispose();
+        _process.Dispose();
+    }
+
+    /// <summary>Lazily unmounts everything under the layout's root (deepest first) and deletes it.</summary>
+    public static void CleanUp(SupervisorLayout layout)
+    {
+        MountCleaner.UnmountUnder(layout.Root);
+        try
+        {
+            Directory.Delete(layout.Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lock (_outputLock)
+        {
+            _output.Add(line);
+        }
+    }
+}
+
+/// <summary>Process-tree helpers over /proc.</summary>
+public static class ProcessTree
+{
+    public static IEnumerable<int> Descendants(int pid)
+    {
+        var parents = new Dictionary<int, List<int>>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var child))
+            {
+                continue;
+            }
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
+                if (!parents.TryGetValue(parent, out var list))
+                {
+                    parents[parent] = list = [];
+                }
+                list.Add(child);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        var result = new List<int>();
+        var queue = new Queue<int>([pid]);
+        while (queue.Count > 0)
+        {
+            foreach (var child in parents.GetValueOrDefault(queue.Dequeue()) ?? [])
+            {
+                result.Add(child);
+                queue.Enqueue(child);
+            }
+        }
+        return result;
+    }
+
+    public static void Signal(int pid, int signal)
+    {
+        try
+        {
+            using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal.ToString(CultureInfo.InvariantCulture), pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardError = true });
+            kill?.WaitForExit();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+        }
+    }
+
+    public static bool Alive(int pid) => Directory.Exists($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}") && !IsZombie(pid);
+
+    public static async Task WaitGoneAsync(IEnumerable<int> pids, TimeSpan timeout)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        while (pids.Any(Alive) && stopwatch.Elapsed < timeout)
+        {
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Clears mounts a test left behind.</summary>
+public static class MountCleaner
+{
+    public static void UnmountUnder(string root)
+    {
+        var prefix = root.TrimEnd('/') + "/";
+        for (var pass = 0; pass < 5; pass++)
+        {
+            var mounts = File.ReadAllLines("/proc/self/mountinfo")
+                .Select(l => l.Split(' ')[4].Replace("\\040", " ", StringComparison.Ordinal))
+                .Where(p => p.StartsWith(prefix, StringComparison.Ordinal) || p == root)
+                .OrderByDescending(p => p.Length)
+                .ToArray();
+            if (mounts.Length == 0)
+            {
+                return;
+            }
+            foreach (var mount in mounts)
+            {
+                using var umount = Process.Start(new ProcessStartInfo("umount", ["-l", mount]) { RedirectStandardError = true });
+                umount?.WaitForExit();
+            }
+        }
+    }
+}
