@@ -28,7 +28,7 @@ public static class Validate
         where T : class =>
         value ?? throw Invalid(FieldName(field), "is required");
 
-    /// <summary>A volume id: 1..256 printable ASCII characters without '/' or whitespace.</summary>
+    /// <summary>A volume id: 1..256 printable ASCII characters, no whitespace ('/' is fine: CSI ids often carry it).</summary>
     public static string VolumeId(string? value, string field = "volume_id")
     {
         if (string.IsNullOrEmpty(value))
@@ -41,9 +41,9 @@ public static class Validate
         }
         foreach (var c in value)
         {
-            if (c <= ' ' || c >= 0x7f || c == '/' || c == '\\')
+            if (c <= ' ' || c >= 0x7f)
             {
-                throw Invalid(field, "may contain only printable ASCII characters other than '/', '\\' and space");
+                throw Invalid(field, "may contain only printable ASCII characters, without whitespace");
             }
         }
         return value;

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using S3Supervisor.Supervisor.Api;
 using S3Supervisor.Supervisor.Interop;
 using S3Supervisor.Supervisor.Mounts;
+using S3Supervisor.Supervisor.Recovery;
 
 namespace S3Supervisor.Supervisor.Hosting;
 
@@ -33,10 +34,13 @@ public static class SupervisorHosting
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
             return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory);
         });
-        services.TryAddSingleton<IRecoveryObserver, NullRecoveryObserver>();
+        services.AddSupervisorRecovery(configuration);
         services.AddSingleton<VolumeManager>();
         services.AddHostedService<SupervisorLifecycle>();
         services.AddHostedService<HealthCheckLoop>();
+        // After the lifecycle service (secrets tmpfs ready): restore what this node served before.
+        services.AddSingleton<RebuildService>();
+        services.AddHostedService(sp => sp.GetRequiredService<RebuildService>());
         services.AddSingleton<PeerCredentialInterceptor>();
         services.AddGrpc(o =>
         {
@@ -44,6 +48,33 @@ public static class SupervisorHosting
             o.EnableDetailedErrors = false;
         });
         services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        return services;
+    }
+
+    /// <summary>The rebuild after a restart, container repair and pod Events (section "Kubernetes").</summary>
+    public static IServiceCollection AddSupervisorRecovery(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<KubernetesOptions>()
+            .Bind(configuration.GetSection(KubernetesOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<KubernetesOptions>, KubernetesOptionsValidator>();
+        services.AddSingleton(sp => KubernetesAccess.Create(sp.GetRequiredService<IOptions<KubernetesOptions>>().Value));
+        services.AddSingleton<IPodEventRecorder>(sp =>
+        {
+            var client = sp.GetRequiredService<KubernetesAccess>().Client;
+            return client is null
+                ? new NullPodEventRecorder()
+                : new PodEventRecorder(client, sp.GetRequiredService<IOptions<KubernetesOptions>>().Value.NodeName, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PodEventRecorder>>());
+        });
+        services.AddSingleton(sp => new ContainerRepairer(
+            sp.GetRequiredService<ILogger<ContainerRepairer>>(),
+            new ContainerRepairOptions { Enabled = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.RepairContainers }));
+        services.AddSingleton<IRecoveryObserver>(sp => new RecoveryNotifier(
+            sp.GetRequiredService<ContainerRepairer>(),
+            sp.GetRequiredService<IPodEventRecorder>(),
+            sp.GetRequiredService<VolumeEventHub>(),
+            sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.RepairContainers,
+            sp.GetRequiredService<ILogger<RecoveryNotifier>>()));
         return services;
     }
 

@@ -101,8 +101,10 @@ internal static unsafe partial class Libc
     }
 
     /// <summary>
-    /// stat(2) on a path: 0 when it answers, else the errno. A dead FUSE connection answers
-    /// ENOTCONN at once; a hung one may block, so callers on a health path bound it with a timeout.
+    /// stat(2) on a path: 0 when it answers, else the errno. Beware: FUSE may answer from its
+    /// attribute cache, so a just-killed s3fs still looks alive here for up to a second; to probe a
+    /// FUSE connection use <see cref="StatForceSyncErrno"/>. A hung connection may block either call,
+    /// so callers on a health path bound it with a timeout.
     /// </summary>
     public static int StatErrno(string path, out ulong device)
     {
@@ -166,7 +168,7 @@ internal static unsafe partial class Libc
             return true;
         }
         var error = errno;
-        return errno == Errno.ESRCH ? false : throw new InteropException("kill", errno, pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return error == Errno.ESRCH ? false : throw new InteropException("kill", error, pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     internal static byte[] Utf8(string value)

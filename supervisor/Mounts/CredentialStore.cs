@@ -91,9 +91,12 @@ public sealed class CredentialStore
         }
     }
 
-    /// <summary>Volume ids are printable ASCII without '/'; hex-encode anything else that could matter to a file name.</summary>
-    private static string FileName(string volumeId) =>
-        volumeId is "." or ".." ? Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(volumeId)) : volumeId.Replace("%", "%25", StringComparison.Ordinal);
+    /// <summary>A directory name for a volume id: the id itself when it is plainly safe, else a hash of it.</summary>
+    public static string FileName(string volumeId) =>
+        volumeId.Length <= 64 && volumeId is not "." and not ".." && !volumeId.StartsWith("h-", StringComparison.Ordinal)
+            && volumeId.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_')
+            ? volumeId
+            : "h-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(volumeId)));
 
     private static void WriteAtomically(string path, string content)
     {

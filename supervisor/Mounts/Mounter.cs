@@ -8,7 +8,7 @@ public interface IMounter
     /// <summary>The topmost mount exactly at a path in this process's namespace, or null.</summary>
     MountEntry? FindMount(string path);
 
-    /// <summary>stat(2): 0 or the errno (ENOTCONN for a dead FUSE connection).</summary>
+    /// <summary>stat that asks the filesystem (not its attribute cache): 0 or the errno (ENOTCONN for a dead FUSE connection).</summary>
     int Stat(string path);
 
     void Bind(string source, string target, bool readOnly);
@@ -23,7 +23,9 @@ public sealed class Mounter : IMounter
 {
     public MountEntry? FindMount(string path) => MountInfo.At(MountInfo.Read(), path);
 
-    public int Stat(string path) => Libc.StatErrno(path, out _);
+    // statx(AT_STATX_FORCE_SYNC): a plain stat of a FUSE mount whose s3fs was just killed still
+    // succeeds for up to a second from FUSE's attribute cache.
+    public int Stat(string path) => Libc.StatForceSyncErrno(path);
 
     public void Bind(string source, string target, bool readOnly) => Libc.BindMount(source, target, readOnly);
 
@@ -32,7 +34,7 @@ public sealed class Mounter : IMounter
     public void CreateDirectory(string path)
     {
         // A stale mount on the path answers ENOTCONN to mkdir's stat; that is fine, it exists.
-        if (Libc.StatErrno(path, out _) is 0 or Errno.ENOTCONN)
+        if (Libc.StatForceSyncErrno(path) is 0 or Errno.ENOTCONN)
         {
             return;
         }

@@ -93,30 +93,20 @@ public sealed partial class S3fsLauncher : IS3fsLauncher
         private readonly Process _process;
         private readonly Queue<string> _tail = new();
         private readonly Lock _tailLock = new();
+        private readonly TaskCompletionSource _stderrClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _stdoutClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public S3fsProcess(Process process)
         {
             _process = process;
             Pid = process.Id;
-            process.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is null)
-                {
-                    return;
-                }
-                lock (_tailLock)
-                {
-                    _tail.Enqueue(e.Data.Length > 500 ? e.Data[..500] : e.Data);
-                    while (_tail.Count > MaxTailLines)
-                    {
-                        _tail.Dequeue();
-                    }
-                }
-            };
-            process.OutputDataReceived += (_, _) => { };
+            // s3fs 1.90 in the foreground (-f) writes its log, errors included, to stdout; libfuse
+            // and the loader write to stderr. Both feed one tail.
+            process.ErrorDataReceived += (_, e) => Append(e.Data, _stderrClosed);
+            process.OutputDataReceived += (_, e) => Append(e.Data, _stdoutClosed);
             process.BeginErrorReadLine();
             process.BeginOutputReadLine();
-            Exited = WaitAsync(process);
+            Exited = WaitAsync(process, Task.WhenAll(_stderrClosed.Task, _stdoutClosed.Task));
         }
 
         public int Pid { get; }
@@ -158,9 +148,32 @@ public sealed partial class S3fsLauncher : IS3fsLauncher
 
         public void Dispose() => _process.Dispose();
 
-        private static async Task<int> WaitAsync(Process process)
+        private void Append(string? line, TaskCompletionSource closed)
+        {
+            if (line is null)
+            {
+                closed.TrySetResult();
+                return;
+            }
+            lock (_tailLock)
+            {
+                _tail.Enqueue(line.Length > 500 ? line[..500] : line);
+                while (_tail.Count > MaxTailLines)
+                {
+                    _tail.Dequeue();
+                }
+            }
+        }
+
+        /// <summary>
+        /// The exit, and the end of stderr: s3fs writes its reason just before exiting, and the
+        /// exit can be seen before the reader has drained the pipe. A grandchild holding the pipe
+        /// open must not delay the exit for long, hence the bound.
+        /// </summary>
+        private static async Task<int> WaitAsync(Process process, Task stderrClosed)
         {
             await process.WaitForExitAsync().ConfigureAwait(false);
+            await Task.WhenAny(stderrClosed, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
             return process.ExitCode;
         }
     }

@@ -37,6 +37,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly ILogger<VolumeManager> _logger;
     private readonly CancellationTokenSource _shutdown = new();
 
+    /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
+    private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
+    private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
+
     public VolumeManager(
         IS3fsLauncher launcher,
         IMounter mounter,
@@ -283,6 +287,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
                 volume.Targets[target.TargetPath] = target.Clone();
             }
         }
+        ClearPendingRecord(volumeId);
         var deadDevice = _mounter.FindMount(stagingPath) is { IsFuse: true } stale ? stale.Device : string.Empty;
         if (deadDevice.Length == 0)
         {
@@ -510,7 +515,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         string? cache = null;
         if (volume.Source.Options.UseCache)
         {
-            cache = Path.Combine(_settings.CacheDirectory, volume.VolumeId);
+            cache = Path.Combine(_settings.CacheDirectory, CredentialStore.FileName(volume.VolumeId));
             Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         var arguments = S3fsArguments.Build(volume.Source, volume.StagingPath, passwd, cache);
@@ -525,13 +530,26 @@ public sealed partial class VolumeManager : IAsyncDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 if (child.Exited.IsCompleted)
                 {
-                    throw ChildFailed(volume, child, $"s3fs exited with code {await child.Exited.ConfigureAwait(false)} before the mount was ready");
+                    var code = await child.Exited.ConfigureAwait(false);
+                    throw ChildFailed(volume, child, $"s3fs exited with code {code} before the mount was ready");
                 }
                 var mount = _mounter.FindMount(volume.StagingPath);
                 if (mount is { IsFuse: true } && _mounter.Stat(volume.StagingPath) == 0)
                 {
-                    volume.Device = mount.Device;
-                    break;
+                    // s3fs 1.90 mounts first and checks the bucket and credentials inside its FUSE
+                    // init, then exits (with code 0!) when they are wrong. A stat of a name that
+                    // does not exist makes it ask S3 (HEAD) with the credentials: ENOENT means S3
+                    // answered and let us in.
+                    var probe = _mounter.Stat(Path.Combine(volume.StagingPath, ReadinessProbeName));
+                    if (probe is Errno.EACCES or Errno.EPERM)
+                    {
+                        throw ChildFailed(volume, child, "S3 denied access (check the credentials and the bucket policy)", StatusCode.PermissionDenied);
+                    }
+                    if (probe is 0 or Errno.ENOENT && !child.Exited.IsCompleted)
+                    {
+                        volume.Device = mount.Device;
+                        break;
+                    }
                 }
                 if (_time.GetElapsedTime(deadline) > _settings.MountTimeout)
                 {
@@ -573,17 +591,17 @@ public sealed partial class VolumeManager : IAsyncDisposable
             TaskScheduler.Default);
     }
 
-    private RpcException ChildFailed(ManagedVolume volume, IS3fsProcess child, string what)
+    private RpcException ChildFailed(ManagedVolume volume, IS3fsProcess child, string what, StatusCode? known = null)
     {
         var tail = Redact(child.StderrTail, volume);
-        var code = tail.Contains("invalid credentials", StringComparison.OrdinalIgnoreCase)
+        var code = known ?? (tail.Contains("invalid credentials", StringComparison.OrdinalIgnoreCase)
             || tail.Contains("403", StringComparison.Ordinal)
             || tail.Contains("SignatureDoesNotMatch", StringComparison.Ordinal)
             || tail.Contains("InvalidAccessKeyId", StringComparison.Ordinal)
             ? StatusCode.PermissionDenied
             : tail.Contains("NoSuchBucket", StringComparison.Ordinal) || tail.Contains("bucket not found", StringComparison.OrdinalIgnoreCase)
                 ? StatusCode.NotFound
-                : StatusCode.Internal;
+                : StatusCode.Internal);
         var message = $"mounting {Describe(volume.Source)} at {volume.StagingPath} failed: {what}" + (tail.Length > 0 ? $"; s3fs said: {tail}" : string.Empty);
         return new RpcException(new Status(code, message));
     }
@@ -734,7 +752,45 @@ public sealed partial class VolumeManager : IAsyncDisposable
         return new LockHolder(volume.Lock);
     }
 
-    private Task SaveJournalAsync() => _journal.SaveAsync(List(), CancellationToken.None);
+    /// <summary>
+    /// Journal records the rebuild could not restore yet (API server down, secret missing). They stay
+    /// in the journal until restored or dropped, even while other volumes rewrite it.
+    /// </summary>
+    public void SetPendingRecords(IEnumerable<Volume> records)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Clear();
+            foreach (var record in records)
+            {
+                _pendingRecords[record.VolumeId] = record;
+            }
+        }
+    }
+
+    public void ClearPendingRecord(string volumeId)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Remove(volumeId);
+        }
+    }
+
+    /// <summary>Writes the journal now (the rebuild calls it after dropping records).</summary>
+    public Task SaveJournalAsync()
+    {
+        var known = List();
+        Volume[] pending;
+        lock (_pendingRecords)
+        {
+            pending = _pendingRecords.Values.Where(p => known.All(k => k.VolumeId != p.VolumeId)).ToArray();
+        }
+        return _journal.SaveAsync(known.Concat(pending), CancellationToken.None);
+    }
+
+    /// <summary>Publishes an event about a volume the manager does not hold (the rebuild's reports).</summary>
+    public void Report(string volumeId, VolumeState state, string reason, string message) =>
+        _events.Publish(new VolumeEvent { Time = Now(), VolumeId = volumeId, State = state, Reason = reason, Message = message });
 
     private void SetState(ManagedVolume volume, VolumeState state, string reason, string message)
     {

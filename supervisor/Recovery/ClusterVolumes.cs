@@ -1,0 +1,186 @@
+using System.Net;
+using System.Text;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+
+namespace S3Supervisor.Supervisor.Recovery;
+
+/// <summary>One pod on this node that uses one of our volumes.</summary>
+public sealed record PodUse(string PodUid, string PodName, string PodNamespace, bool ReadOnly);
+
+/// <summary>What the API server says about one of our volumes on this node.</summary>
+public sealed record ClusterVolume(
+    string VolumeHandle,
+    string PersistentVolumeName,
+    string ClaimNamespace,
+    string ClaimName,
+    IReadOnlyDictionary<string, string> Attributes,
+    V1SecretReference? StageSecret,
+    V1SecretReference? PublishSecret,
+    string? StorageClassName,
+    bool ReadOnly,
+    IReadOnlyList<PodUse> Pods);
+
+/// <summary>A volume the rebuild cannot restore yet, and why (shown in the log, the watch stream and Events).</summary>
+public sealed class VolumeNotRestorableException(string reason, bool retry) : Exception(reason)
+{
+    public bool Retry { get; } = retry;
+}
+
+/// <summary>
+/// Reads the API server: pods bound to this node (field selector on spec.nodeName), their PVCs,
+/// the PVs whose spec.csi.driver is ours, StorageClass parameters and the referenced Secrets. It is
+/// the only source of credentials after a restart.
+/// </summary>
+public sealed class ClusterVolumes
+{
+    public const string StageSecretName = "csi.storage.k8s.io/node-stage-secret-name";
+    public const string StageSecretNamespace = "csi.storage.k8s.io/node-stage-secret-namespace";
+    public const string PublishSecretName = "csi.storage.k8s.io/node-publish-secret-name";
+    public const string PublishSecretNamespace = "csi.storage.k8s.io/node-publish-secret-namespace";
+
+    private readonly IKubernetes _client;
+    private readonly string _driver;
+
+    public ClusterVolumes(IKubernetes client, string driverName)
+    {
+        _client = client;
+        _driver = driverName;
+    }
+
+    /// <summary>Our volumes used by pods on the node, by volume handle. Throws on any API failure (the caller retries).</summary>
+    public async Task<IReadOnlyDictionary<string, ClusterVolume>> LoadAsync(string nodeName, CancellationToken cancellationToken)
+    {
+        var pods = await _client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={nodeName}", cancellationToken: cancellationToken).ConfigureAwait(false);
+        var claims = new Dictionary<(string Ns, string Name), List<PodUse>>();
+        foreach (var pod in pods.Items)
+        {
+            if (pod.Status?.Phase is "Succeeded" or "Failed")
+            {
+                continue;
+            }
+            foreach (var volume in pod.Spec?.Volumes ?? [])
+            {
+                if (volume.PersistentVolumeClaim is { } pvc)
+                {
+                    var key = (pod.Metadata.NamespaceProperty ?? "default", pvc.ClaimName);
+                    if (!claims.TryGetValue(key, out var uses))
+                    {
+                        claims[key] = uses = [];
+                    }
+                    uses.Add(new PodUse(pod.Metadata.Uid ?? string.Empty, pod.Metadata.Name ?? string.Empty, key.Item1, pvc.ReadOnlyProperty ?? false));
+                }
+            }
+        }
+        var result = new Dictionary<string, ClusterVolume>(StringComparer.Ordinal);
+        foreach (var ((ns, name), uses) in claims)
+        {
+            var claim = await ReadOrNullAsync(() => _client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(name, ns, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var pvName = claim?.Spec?.VolumeName;
+            if (string.IsNullOrEmpty(pvName))
+            {
+                continue;
+            }
+            var pv = await ReadOrNullAsync(() => _client.CoreV1.ReadPersistentVolumeAsync(pvName, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var csi = pv?.Spec?.Csi;
+            if (csi is null || csi.Driver != _driver)
+            {
+                continue;
+            }
+            result[csi.VolumeHandle] = new ClusterVolume(
+                csi.VolumeHandle,
+                pvName,
+                ns,
+                name,
+                new Dictionary<string, string>(csi.VolumeAttributes ?? new Dictionary<string, string>(), StringComparer.Ordinal),
+                csi.NodeStageSecretRef,
+                csi.NodePublishSecretRef,
+                pv!.Spec.StorageClassName ?? claim!.Spec?.StorageClassName,
+                csi.ReadOnlyProperty ?? false,
+                uses);
+        }
+        return result;
+    }
+
+    /// <summary>The volume's source and credentials. Throws <see cref="VolumeNotRestorableException"/> naming what is missing.</summary>
+    public async Task<(VolumeSource Source, Credentials? Credentials)> ResolveAsync(ClusterVolume volume, CancellationToken cancellationToken)
+    {
+        VolumeSource source;
+        try
+        {
+            source = VolumeContext.Parse(volume.Attributes, $"persistentvolume {volume.PersistentVolumeName} volumeAttributes");
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            throw new VolumeNotRestorableException(e.Status.Detail, retry: false);
+        }
+        if (source.Options.PublicBucket)
+        {
+            return (source, null);
+        }
+        var reference = volume.StageSecret ?? volume.PublishSecret ?? await FromStorageClassAsync(volume, cancellationToken).ConfigureAwait(false)
+            ?? throw new VolumeNotRestorableException($"persistentvolume {volume.PersistentVolumeName} names no node-stage or node-publish secret, and its StorageClass none either", retry: false);
+        var secretNamespace = reference.NamespaceProperty ?? volume.ClaimNamespace;
+        var secret = await ReadOrNullAsync(() => _client.CoreV1.ReadNamespacedSecretAsync(reference.Name, secretNamespace, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            ?? throw new VolumeNotRestorableException($"secret {secretNamespace}/{reference.Name} not found", retry: true);
+        string Key(string key) => secret.Data is not null && secret.Data.TryGetValue(key, out var bytes) ? Encoding.UTF8.GetString(bytes) : string.Empty;
+        var credentials = new Credentials
+        {
+            AccessKeyId = Key(SecretKeys.AccessKeyId),
+            SecretAccessKey = Key(SecretKeys.SecretAccessKey),
+            SessionToken = Key(SecretKeys.SessionToken),
+        };
+        if (credentials.AccessKeyId.Length == 0 || credentials.SecretAccessKey.Length == 0)
+        {
+            throw new VolumeNotRestorableException($"secret {secretNamespace}/{reference.Name} lacks the keys {SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey}", retry: true);
+        }
+        return (source, credentials);
+    }
+
+    /// <summary>A PV made before its provisioner set secret refs: the StorageClass's templated parameters name the secret.</summary>
+    private async Task<V1SecretReference?> FromStorageClassAsync(ClusterVolume volume, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(volume.StorageClassName))
+        {
+            return null;
+        }
+        var storageClass = await ReadOrNullAsync(() => _client.StorageV1.ReadStorageClassAsync(volume.StorageClassName, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var parameters = storageClass?.Parameters;
+        if (parameters is null)
+        {
+            return null;
+        }
+        var (nameKey, namespaceKey) = parameters.ContainsKey(StageSecretName) ? (StageSecretName, StageSecretNamespace) : (PublishSecretName, PublishSecretNamespace);
+        if (!parameters.TryGetValue(nameKey, out var nameTemplate))
+        {
+            return null;
+        }
+        return new V1SecretReference
+        {
+            Name = Expand(nameTemplate, volume),
+            NamespaceProperty = parameters.TryGetValue(namespaceKey, out var nsTemplate) ? Expand(nsTemplate, volume) : volume.ClaimNamespace,
+        };
+    }
+
+    /// <summary>The templates the external provisioner understands: ${pv.name}, ${pvc.name}, ${pvc.namespace}.</summary>
+    public static string Expand(string template, ClusterVolume volume) => template
+        .Replace("${pv.name}", volume.PersistentVolumeName, StringComparison.Ordinal)
+        .Replace("${pvc.name}", volume.ClaimName, StringComparison.Ordinal)
+        .Replace("${pvc.namespace}", volume.ClaimNamespace, StringComparison.Ordinal);
+
+    private static async Task<T?> ReadOrNullAsync<T>(Func<Task<T>> read)
+        where T : class
+    {
+        try
+        {
+            return await read().ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,283 @@
+using System.Collections.Concurrent;
+using k8s;
+using Microsoft.Extensions.Options;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Supervisor.Hosting;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Recovery;
+
+/// <summary>
+/// At start, brings back every volume this node served before the supervisor restarted. It
+/// cross-checks three sources: kubelet's directories (what kubelet believes is mounted), the journal
+/// (what this supervisor mounted), and the API server (what pods on the node use, and the only source
+/// of credentials). A journal record with neither a kubelet directory nor a pod is dropped; a volume
+/// kubelet knows but the API server does not explain is reported, never guessed. Everything else is
+/// restored in parallel (bounded), retrying with backoff while the API server is unreachable or a
+/// secret is missing; one bad volume never blocks the rest.
+/// </summary>
+public sealed partial class RebuildService : BackgroundService
+{
+    private readonly VolumeManager _volumes;
+    private readonly Journal _journal;
+    private readonly IMounter _mounter;
+    private readonly IKubernetes? _client;
+    private readonly IPodEventRecorder _events;
+    private readonly KubernetesOptions _k8s;
+    private readonly SupervisorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RebuildService> _logger;
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public RebuildService(
+        VolumeManager volumes,
+        Journal journal,
+        IMounter mounter,
+        KubernetesAccess access,
+        IPodEventRecorder events,
+        IOptions<KubernetesOptions> k8s,
+        IOptions<SupervisorOptions> options,
+        TimeProvider time,
+        ILogger<RebuildService> logger)
+    {
+        _volumes = volumes;
+        _journal = journal;
+        _mounter = mounter;
+        _client = access.Client;
+        _events = events;
+        _k8s = k8s.Value;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Completes when every volume is restored, dropped or reported as not restorable for good.</summary>
+    public Task Completed => _completed.Task;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await RebuildAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            _completed.TrySetResult();
+        }
+    }
+
+    private async Task RebuildAsync(CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var kubelet = KubeletVolumes.Scan(_k8s.KubeletRoot, _k8s.DriverName);
+        var journal = _journal.Load().ToDictionary(v => v.VolumeId, StringComparer.Ordinal);
+        var handles = new SortedSet<string>(StringComparer.Ordinal);
+        handles.UnionWith(journal.Keys);
+        handles.UnionWith(kubelet.Stagings.Select(s => s.VolumeHandle));
+        handles.UnionWith(kubelet.Targets.Select(t => t.VolumeHandle));
+        if (handles.Count == 0)
+        {
+            LogNothingToRestore();
+            return;
+        }
+
+        // Journal-only volumes: kubelet has forgotten them (node reboot, pod gone). Drop, do not remount.
+        foreach (var id in handles.ToArray())
+        {
+            var inKubelet = kubelet.Stagings.Any(s => s.VolumeHandle == id && Directory.Exists(s.StagingPath))
+                || kubelet.Targets.Any(t => t.VolumeHandle == id);
+            if (!inKubelet && journal.TryGetValue(id, out var record))
+            {
+                ClearDeadMounts(record.StagingPath, record.Targets.Select(t => t.TargetPath));
+                journal.Remove(id);
+                handles.Remove(id);
+                LogDropped(id);
+                _volumes.Report(id, VolumeState.Unmounting, "Dropped", "in the journal, but kubelet has no staging or pod directory for it any more");
+            }
+        }
+        _volumes.SetPendingRecords(journal.Values);
+        await _volumes.SaveJournalAsync().ConfigureAwait(false);
+        if (handles.Count == 0)
+        {
+            return;
+        }
+        if (_client is null)
+        {
+            LogNoApiServer(handles.Count);
+            foreach (var id in handles)
+            {
+                _volumes.Report(id, VolumeState.Failed, "RestoreImpossible", "no Kubernetes API server is configured (Kubernetes:Kubeconfig or in-cluster), so there are no credentials to remount with");
+            }
+            return;
+        }
+
+        var clusterVolumes = new ClusterVolumes(_client, _k8s.DriverName);
+        var pending = new ConcurrentDictionary<string, string>(handles.ToDictionary(h => h, _ => string.Empty), StringComparer.Ordinal);
+        var attempt = 0;
+        while (!pending.IsEmpty)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            IReadOnlyDictionary<string, ClusterVolume> cluster;
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(_k8s.RequestTimeout * 3);
+                cluster = await clusterVolumes.LoadAsync(_k8s.NodeName, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                var delay = Backoff(++attempt);
+                LogApiUnreachable(e.Message, delay.TotalSeconds, pending.Count);
+                foreach (var id in pending.Keys)
+                {
+                    _volumes.Report(id, VolumeState.Failed, "ApiServerUnreachable", $"waiting for the Kubernetes API server to restore: {e.Message}");
+                }
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            await Parallel.ForEachAsync(pending.Keys.ToArray(), new ParallelOptions { MaxDegreeOfParallelism = _options.RestoreParallelism, CancellationToken = cancellationToken }, async (id, ct) =>
+            {
+                if (!cluster.TryGetValue(id, out var volume))
+                {
+                    pending.TryRemove(id, out _);
+                    var message = "kubelet has directories for this volume, but no pod on this node uses a PersistentVolume with this handle; not restored (kubelet will unpublish and unstage it)";
+                    LogUnexplained(id);
+                    _volumes.Report(id, VolumeState.Failed, "Unexplained", message);
+                    return;
+                }
+                try
+                {
+                    var (source, credentials) = await clusterVolumes.ResolveAsync(volume, ct).ConfigureAwait(false);
+                    var staging = kubelet.Stagings.FirstOrDefault(s => s.VolumeHandle == id)?.StagingPath
+                        ?? (journal.TryGetValue(id, out var r) && r.StagingPath.Length > 0 ? r.StagingPath : KubeletVolumes.StagingPathFor(_k8s.KubeletRoot, _k8s.DriverName, id));
+                    var targets = Targets(id, volume, kubelet, journal.GetValueOrDefault(id));
+                    var restored = await _volumes.RestoreAsync(id, staging, source, credentials, targets, ct).ConfigureAwait(false);
+                    pending.TryRemove(id, out _);
+                    if (restored.State != VolumeState.Ready)
+                    {
+                        LogRestoreFailed(id, restored.LastError);
+                    }
+                }
+                catch (VolumeNotRestorableException e)
+                {
+                    if (!e.Retry)
+                    {
+                        pending.TryRemove(id, out _);
+                    }
+                    if (pending.TryGetValue(id, out var last) && last == e.Message)
+                    {
+                        return;
+                    }
+                    if (e.Retry)
+                    {
+                        pending[id] = e.Message;
+                    }
+                    LogNotRestorable(id, e.Message, e.Retry);
+                    _volumes.Report(id, VolumeState.Failed, "RestoreBlocked", e.Message);
+                    foreach (var pod in volume.Pods)
+                    {
+                        await _events.RecordAsync(new PodIdentity(pod.PodUid, pod.PodName, pod.PodNamespace), warning: true, "VolumeRestoreBlocked",
+                            $"s3 volume {id} cannot be remounted after a supervisor restart: {e.Message}" + (e.Retry ? "; retrying" : string.Empty), ct).ConfigureAwait(false);
+                    }
+                }
+            }).ConfigureAwait(false);
+
+            if (!pending.IsEmpty)
+            {
+                await Task.Delay(Backoff(++attempt), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        LogRebuilt(handles.Count, _time.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    private static List<PublishTarget> Targets(string id, ClusterVolume volume, KubeletView kubelet, Volume? record)
+    {
+        var result = new List<PublishTarget>();
+        foreach (var target in kubelet.Targets.Where(t => t.VolumeHandle == id))
+        {
+            var pod = volume.Pods.FirstOrDefault(p => p.PodUid == target.PodUid);
+            var journaled = record?.Targets.FirstOrDefault(t => t.TargetPath == target.TargetPath);
+            result.Add(new PublishTarget
+            {
+                TargetPath = target.TargetPath,
+                ReadOnly = journaled?.ReadOnly ?? (volume.ReadOnly || (pod?.ReadOnly ?? false)),
+                Pod = pod is null ? journaled?.Pod ?? new PodRef { Uid = target.PodUid } : new PodRef { Uid = pod.PodUid, Name = pod.PodName, Namespace = pod.PodNamespace },
+            });
+        }
+        return result;
+    }
+
+    private void ClearDeadMounts(string stagingPath, IEnumerable<string> targets)
+    {
+        foreach (var path in targets.Append(stagingPath))
+        {
+            if (path.Length > 0 && _mounter.FindMount(path) is { IsFuse: true })
+            {
+                while (_mounter.UnmountLazy(path))
+                {
+                }
+            }
+        }
+    }
+
+    private TimeSpan Backoff(int attempt) =>
+        TimeSpan.FromSeconds(Math.Min(_k8s.RetryInitial.TotalSeconds * Math.Pow(2, Math.Min(attempt - 1, 16)), _k8s.RetryMax.TotalSeconds));
+
+    [LoggerMessage(EventId = 1500, Level = LogLevel.Information, Message = "Rebuild: nothing to restore on this node")]
+    private partial void LogNothingToRestore();
+
+    [LoggerMessage(EventId = 1501, Level = LogLevel.Information, Message = "Rebuild: volume {VolumeId} dropped (journal only; kubelet no longer has it)")]
+    private partial void LogDropped(string volumeId);
+
+    [LoggerMessage(EventId = 1502, Level = LogLevel.Warning, Message = "Rebuild: API server unreachable ({Error}); retry in {Seconds} s for {Count} volume(s)")]
+    private partial void LogApiUnreachable(string error, double seconds, int count);
+
+    [LoggerMessage(EventId = 1503, Level = LogLevel.Warning, Message = "Rebuild: volume {VolumeId} is known to kubelet but not explained by the API server; not restored")]
+    private partial void LogUnexplained(string volumeId);
+
+    [LoggerMessage(EventId = 1504, Level = LogLevel.Warning, Message = "Rebuild: volume {VolumeId} not restorable: {Reason} (retry: {Retry})")]
+    private partial void LogNotRestorable(string volumeId, string reason, bool retry);
+
+    [LoggerMessage(EventId = 1505, Level = LogLevel.Warning, Message = "Rebuild: volume {VolumeId} restore failed, healing goes on with backoff: {Reason}")]
+    private partial void LogRestoreFailed(string volumeId, string reason);
+
+    [LoggerMessage(EventId = 1506, Level = LogLevel.Information, Message = "Rebuild: {Count} volume(s) handled in {Milliseconds} ms")]
+    private partial void LogRebuilt(int count, double milliseconds);
+
+    [LoggerMessage(EventId = 1507, Level = LogLevel.Error, Message = "Rebuild: {Count} volume(s) need restoring but no Kubernetes API server is configured")]
+    private partial void LogNoApiServer(int count);
+}
+
+/// <summary>The API server client, or null when none is configured (a bare node, or tests without one).</summary>
+public sealed class KubernetesAccess
+{
+    public KubernetesAccess(IKubernetes? client)
+    {
+        Client = client;
+    }
+
+    public IKubernetes? Client { get; }
+
+    public static KubernetesAccess Create(KubernetesOptions options)
+    {
+        KubernetesClientConfiguration? config = null;
+        if (options.Kubeconfig.Length > 0)
+        {
+            config = KubernetesClientConfiguration.BuildConfigFromConfigFile(options.Kubeconfig);
+        }
+        else if (KubernetesClientConfiguration.IsInCluster())
+        {
+            config = KubernetesClientConfiguration.InClusterConfig();
+        }
+        if (config is null)
+        {
+            return new KubernetesAccess(null);
+        }
+        config.HttpClientTimeout = options.RequestTimeout;
+        return new KubernetesAccess(new Kubernetes(config));
+    }
+}

@@ -1,0 +1,231 @@
+using System.Globalization;
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Supervisor;
+
+namespace S3Supervisor.IntegrationTests.Supervisor;
+
+[Collection(RgwFixture.Collection)]
+public sealed class SupervisorMountTests : SupervisorTestBase
+{
+    public SupervisorMountTests(RgwFixture rgw)
+        : base(rgw)
+    {
+    }
+
+    [SkippableFact]
+    public async Task StageAndPublish_WriteThroughTarget_ObjectVisibleInS3()
+    {
+        var staged = await StageAsync("vol-a", prefix: "team/a");
+        Assert.Equal(VolumeState.Ready, staged.State);
+        Assert.True(staged.Pid > 0);
+        Assert.Matches(@"^\d+:\d+$", staged.Device);
+
+        var target = await PublishAsync("vol-a", "pod-1");
+        await File.WriteAllTextAsync(Path.Combine(target, "hello.txt"), "written through the target");
+
+        Assert.Equal("written through the target", await S3.GetObjectTextAsync(Bucket, "team/a/hello.txt"));
+        var volume = await Supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "vol-a" });
+        Assert.Equal(target, Assert.Single(volume.Targets).TargetPath);
+    }
+
+    [SkippableFact]
+    public async Task PublishReadOnly_Write_FailsWithReadOnlyFileSystem()
+    {
+        await StageAsync("vol-ro");
+        var target = await PublishAsync("vol-ro", "pod-ro", readOnly: true);
+        var error = Assert.ThrowsAny<IOException>(() => File.WriteAllText(Path.Combine(target, "x.txt"), "no"));
+        Assert.Contains("Read-only", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [SkippableFact]
+    public async Task UnpublishAndUnstage_LeaveNoMountChildOrPasswdFile()
+    {
+        var staged = await StageAsync("vol-b");
+        var target = await PublishAsync("vol-b", "pod-2");
+        Assert.True(File.Exists(Path.Combine(Layout.SecretsDirectory, "vol-b", "passwd")));
+
+        await Supervisor.Client.UnpublishVolumeAsync(new UnpublishVolumeRequest { VolumeId = "vol-b", TargetPath = target });
+        await Supervisor.Client.UnstageVolumeAsync(new UnstageVolumeRequest { VolumeId = "vol-b", StagingPath = staged.StagingPath });
+
+        Assert.Empty(MountsUnder(Layout.KubeletRoot));
+        Assert.Empty(Supervisor.Children());
+        Assert.False(ProcessTree.Alive(staged.Pid));
+        Assert.False(Directory.Exists(Path.Combine(Layout.SecretsDirectory, "vol-b")));
+        var error = await Assert.ThrowsAsync<RpcException>(() => Supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "vol-b" }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        // Idempotent: the same calls again succeed.
+        await Supervisor.Client.UnpublishVolumeAsync(new UnpublishVolumeRequest { VolumeId = "vol-b", TargetPath = target });
+        await Supervisor.Client.UnstageVolumeAsync(new UnstageVolumeRequest { VolumeId = "vol-b", StagingPath = staged.StagingPath });
+    }
+
+    [SkippableFact]
+    public async Task KillS3fsChild_HealsToReadyAndReadWorksWithoutAnyCall()
+    {
+        var staged = await StageAsync("vol-c");
+        var target = await PublishAsync("vol-c", "pod-3");
+        await File.WriteAllTextAsync(Path.Combine(target, "before.txt"), "still here");
+
+        ProcessTree.Signal(staged.Pid, 9);
+
+        var healed = await Supervisor.WaitForStateAsync("vol-c", VolumeState.Ready, TimeSpan.FromSeconds(30), v => v.RestartCount >= 1 && v.Pid != staged.Pid);
+        Assert.NotEqual(staged.Pid, healed.Pid);
+        var text = await EventuallyAsync(() => File.ReadAllText(Path.Combine(target, "before.txt")), TimeSpan.FromSeconds(10));
+        Assert.Equal("still here", text);
+        await File.WriteAllTextAsync(Path.Combine(target, "after.txt"), "healed");
+        Assert.Equal("healed", await S3.GetObjectTextAsync(Bucket, "after.txt"));
+    }
+
+    [SkippableFact]
+    public async Task StaleMount_WatchStream_ReportsEachStep()
+    {
+        var staged = await StageAsync("vol-w");
+        using var watch = Supervisor.Client.WatchVolumes(new WatchVolumesRequest { VolumeId = "vol-w" });
+        var reasons = new List<string>();
+        var reader = Task.Run(async () =>
+        {
+            while (await watch.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                lock (reasons)
+                {
+                    reasons.Add(watch.ResponseStream.Current.Reason);
+                }
+                if (watch.ResponseStream.Current.Reason == "Recovered")
+                {
+                    return;
+                }
+            }
+        });
+        await Task.Delay(200);
+        ProcessTree.Signal(staged.Pid, 9);
+        await reader.WaitAsync(TimeSpan.FromSeconds(30));
+        lock (reasons)
+        {
+            Assert.Equal(["ChildExited", "Remounting", "Recovered"], reasons.Where(r => r is "ChildExited" or "Remounting" or "Recovered").ToArray());
+        }
+    }
+
+    [SkippableFact]
+    public async Task Stage_WrongCredentials_FailsClearlyAndLeavesNothing()
+    {
+        var request = new StageVolumeRequest
+        {
+            VolumeId = "vol-bad",
+            StagingPath = Layout.StagingPath("vol-bad"),
+            Source = Source(),
+            Credentials = Credentials(secret: "definitely-not-the-secret"),
+        };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Supervisor.Client.StageVolumeAsync(request).ResponseAsync);
+
+        Assert.True(error.StatusCode == StatusCode.PermissionDenied, error.Status.Detail);
+        Assert.Contains("s3fs", error.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("definitely-not-the-secret", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(MountsUnder(Layout.KubeletRoot));
+        Assert.Empty(Supervisor.Children());
+        Assert.False(Directory.Exists(Path.Combine(Layout.SecretsDirectory, "vol-bad")));
+        Assert.Empty((await Supervisor.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
+        Assert.DoesNotContain("definitely-not-the-secret", Supervisor.Output, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Stage_RepeatedIdentical_SucceedsAndDifferentSource_AlreadyExists()
+    {
+        var first = await StageAsync("vol-d");
+        var again = await StageAsync("vol-d");
+        Assert.Equal(first.Pid, again.Pid);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Supervisor.Client.StageVolumeAsync(new StageVolumeRequest
+        {
+            VolumeId = "vol-d",
+            StagingPath = Layout.StagingPath("vol-d"),
+            Source = Source(prefix: "other"),
+            Credentials = Credentials(),
+        }).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+        Assert.Single(Supervisor.Children());
+    }
+
+    [SkippableFact]
+    public async Task ConcurrentStage_SameVolume_OneSucceedsOtherAbortedOrSatisfied()
+    {
+        var calls = Enumerable.Range(0, 4).Select(_ => StageAsync("vol-e")).ToArray();
+        var outcomes = new List<StatusCode>();
+        foreach (var call in calls)
+        {
+            try
+            {
+                await call;
+                outcomes.Add(StatusCode.OK);
+            }
+            catch (RpcException e)
+            {
+                outcomes.Add(e.StatusCode);
+            }
+        }
+        Assert.Contains(StatusCode.OK, outcomes);
+        Assert.All(outcomes, c => Assert.True(c is StatusCode.OK or StatusCode.Aborted, c.ToString()));
+        Assert.Single(Supervisor.Children());
+    }
+
+    [SkippableFact]
+    public async Task Secrets_NeverInArgvEnvironmentOrLog_PasswdFilePrivate()
+    {
+        var staged = await StageAsync("vol-f");
+        var pid = staged.Pid.ToString(CultureInfo.InvariantCulture);
+        var argv = (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Replace('\0', ' ');
+        var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Replace('\0', ' ');
+
+        Assert.DoesNotContain(S3.SecretKey, argv, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.SecretKey, environ, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.AccessKey, environ, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.SecretKey, Supervisor.Output, StringComparison.Ordinal);
+        var passwd = Path.Combine(Layout.SecretsDirectory, "vol-f", "passwd");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(passwd));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Layout.SecretsDirectory));
+        Assert.Contains("tmpfs", File.ReadAllLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == Layout.SecretsDirectory), StringComparison.Ordinal);
+        Assert.Equal("500", (await File.ReadAllTextAsync($"/proc/{pid}/oom_score_adj")).Trim());
+    }
+
+    [SkippableFact]
+    public async Task Sigterm_StopsChildrenGracefully_KeepsJournalAndData()
+    {
+        await StageAsync("vol-g");
+        var target = await PublishAsync("vol-g", "pod-g");
+        await File.WriteAllTextAsync(Path.Combine(target, "flushed.txt"), "before shutdown");
+        var children = Supervisor.Children();
+
+        var exitCode = await Supervisor.StopAsync();
+
+        Assert.Equal(0, exitCode);
+        Assert.All(children, pid => Assert.False(ProcessTree.Alive(pid)));
+        var journal = await File.ReadAllTextAsync(Path.Combine(Layout.StateDirectory, "journal.json"));
+        Assert.Contains("vol-g", journal, StringComparison.Ordinal);
+        Assert.Contains(target, journal, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.SecretKey, journal, StringComparison.Ordinal);
+        Assert.Equal("before shutdown", await S3.GetObjectTextAsync(Bucket, "flushed.txt"));
+    }
+
+    [SkippableFact]
+    public async Task Socket_PermissionsAreRestricted()
+    {
+        Assert.Equal(
+            UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite,
+            File.GetUnixFileMode(Layout.SocketPath));
+        Assert.Equal(
+            UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute,
+            File.GetUnixFileMode(Layout.RunDirectory));
+        await Task.CompletedTask;
+    }
+
+    [SkippableFact]
+    public async Task PeerNotOnAllowList_PermissionDenied()
+    {
+        await Supervisor.DisposeAsync();
+        var strict = await StartSupervisorAsync(new Dictionary<string, string> { ["Supervisor__AllowedUids__0"] = "12345" });
+        var error = await Assert.ThrowsAsync<RpcException>(() => strict.Client.ListVolumesAsync(new ListVolumesRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        Assert.Contains("uid 0", error.Status.Detail, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,163 @@
+using System.Globalization;
+using S3Supervisor.Supervisor.Interop;
+using S3Supervisor.Supervisor.Mounts;
+
+namespace S3Supervisor.Supervisor.Tests.Mounts;
+
+/// <summary>A mount table in memory: an s3fs "start" mounts a fresh FUSE device at its mountpoint.</summary>
+internal sealed class FakeMounter : IMounter
+{
+    private readonly Dictionary<string, Stack<MountEntry>> _mounts = new(StringComparer.Ordinal);
+    private int _nextMinor = 100;
+
+    public HashSet<string> Dead { get; } = new(StringComparer.Ordinal);
+
+    public List<string> Log { get; } = [];
+
+    public MountEntry? FindMount(string path)
+    {
+        lock (_mounts)
+        {
+            return _mounts.TryGetValue(path, out var stack) && stack.Count > 0 ? stack.Peek() : null;
+        }
+    }
+
+    public int Stat(string path)
+    {
+        lock (_mounts)
+        {
+            var mount = FindMount(path);
+            return mount is not null && Dead.Contains(mount.Device) ? Errno.ENOTCONN : 0;
+        }
+    }
+
+    public void MountFuse(string path)
+    {
+        lock (_mounts)
+        {
+            var entry = new MountEntry(1, 1, 0, _nextMinor++, "/", path, ["rw"], [], "fuse.s3fs", "s3fs", "rw");
+            Push(path, entry);
+            Log.Add($"fuse {path} {entry.Device}");
+        }
+    }
+
+    public void Bind(string source, string target, bool readOnly)
+    {
+        lock (_mounts)
+        {
+            var src = FindMount(source) ?? throw new InteropException("mount", Errno.EINVAL, source);
+            Push(target, src with { MountPoint = target, Options = [readOnly ? "ro" : "rw"] });
+            Log.Add($"bind {source} {target} {(readOnly ? "ro" : "rw")}");
+        }
+    }
+
+    public bool UnmountLazy(string path)
+    {
+        lock (_mounts)
+        {
+            if (_mounts.TryGetValue(path, out var stack) && stack.Count > 0)
+            {
+                stack.Pop();
+                Log.Add($"umount {path}");
+                return true;
+            }
+            return false;
+        }
+    }
+
+    public void CreateDirectory(string path)
+    {
+    }
+
+    /// <summary>What the kernel does when the FUSE daemon dies: the connection is dead, the mounts stay.</summary>
+    public void KillConnection(string path)
+    {
+        lock (_mounts)
+        {
+            Dead.Add(FindMount(path)!.Device);
+        }
+    }
+
+    private void Push(string path, MountEntry entry)
+    {
+        if (!_mounts.TryGetValue(path, out var stack))
+        {
+            _mounts[path] = stack = new Stack<MountEntry>();
+        }
+        stack.Push(entry);
+    }
+}
+
+internal sealed class FakeLauncher : IS3fsLauncher
+{
+    private readonly FakeMounter _mounter;
+    private int _nextPid = 1000;
+
+    public FakeLauncher(FakeMounter mounter)
+    {
+        _mounter = mounter;
+    }
+
+    public List<FakeProcess> Started { get; } = [];
+
+    /// <summary>How many upcoming starts fail (exit 1 at once with an error).</summary>
+    public int FailNext { get; set; }
+
+    public IS3fsProcess Start(IReadOnlyList<string> arguments, string? home)
+    {
+        var process = new FakeProcess(_nextPid++, arguments);
+        Started.Add(process);
+        if (FailNext > 0)
+        {
+            FailNext--;
+            process.Exit(1, "s3fs: could not connect");
+        }
+        else
+        {
+            _mounter.MountFuse(arguments[1]);
+        }
+        return process;
+    }
+}
+
+internal sealed class FakeProcess : IS3fsProcess
+{
+    private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public FakeProcess(int pid, IReadOnlyList<string> arguments)
+    {
+        Pid = pid;
+        Arguments = arguments;
+    }
+
+    public int Pid { get; }
+
+    public IReadOnlyList<string> Arguments { get; }
+
+    public Task<int> Exited => _exited.Task;
+
+    public string StderrTail { get; private set; } = string.Empty;
+
+    public bool Terminated { get; private set; }
+
+    public void Exit(int code, string stderr = "")
+    {
+        StderrTail = stderr;
+        _exited.TrySetResult(code);
+    }
+
+    public Task StopAsync(TimeSpan grace)
+    {
+        Terminated = true;
+        Exit(0);
+        return Task.CompletedTask;
+    }
+
+    public void Kill() => Exit(137);
+
+    public void Dispose()
+    {
+    }
+
+    public override string ToString() => Pid.ToString(CultureInfo.InvariantCulture);
+}
