@@ -1,0 +1,190 @@
+using Csi.V1;
+using Google.Protobuf.Collections;
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+using S3Supervisor.Plugin.Storage;
+using AccessMode = Csi.V1.VolumeCapability.Types.AccessMode.Types.Mode;
+
+namespace S3Supervisor.Plugin.Csi;
+
+/// <summary>
+/// CSI request checks that the Identity, Node and Controller services share. Every failure is an
+/// InvalidArgument naming the proto field (through <see cref="Validate"/>), never echoing a secret.
+/// </summary>
+public static class CsiValidation
+{
+    public static string VolumeId(string? value) => Validate.VolumeId(value, "volume_id");
+
+    /// <summary>An absolute path without control characters; where it may be is the supervisor's decision.</summary>
+    public static string Path(string? value, string field)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw Validate.Invalid(field, "is required");
+        }
+        if (value.Length > Validate.MaxPathLength)
+        {
+            throw Validate.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
+        }
+        if (!value.StartsWith('/'))
+        {
+            throw Validate.Invalid(field, "must be an absolute path");
+        }
+        if (value.Any(char.IsControl))
+        {
+            throw Validate.Invalid(field, "must not contain control characters");
+        }
+        return value;
+    }
+
+    /// <summary>A capability this driver can serve: mount access with a known access mode. Returns the mount part and the mode.</summary>
+    public static (VolumeCapability.Types.MountVolume Mount, AccessMode Mode) Capability(VolumeCapability? capability, string field = "volume_capability")
+    {
+        if (capability is null)
+        {
+            throw Validate.Invalid(field, "is required");
+        }
+        var problem = Problem(capability);
+        if (problem is not null)
+        {
+            throw Validate.Invalid(problem.Value.Field is null ? field : $"{field}.{problem.Value.Field}", problem.Value.Message);
+        }
+        return (capability.Mount, capability.AccessMode.Mode);
+    }
+
+    public static void Capabilities(RepeatedField<VolumeCapability> capabilities, string field = "volume_capabilities")
+    {
+        if (capabilities.Count == 0)
+        {
+            throw Validate.Invalid(field, "is required");
+        }
+        for (var i = 0; i < capabilities.Count; i++)
+        {
+            Capability(capabilities[i], $"{field}[{i}]");
+        }
+    }
+
+    /// <summary>Why a capability is not supported, or null when it is.</summary>
+    public static (string? Field, string Message)? Problem(VolumeCapability capability)
+    {
+        switch (capability.AccessTypeCase)
+        {
+            case VolumeCapability.AccessTypeOneofCase.Block:
+                return ("block", "block access is not supported: S3 volumes are file systems (use mount)");
+            case VolumeCapability.AccessTypeOneofCase.None:
+                return ("access_type", "is required (mount)");
+        }
+        if (capability.AccessMode is null)
+        {
+            return ("access_mode", "is required");
+        }
+        if (!Enum.IsDefined(capability.AccessMode.Mode) || capability.AccessMode.Mode == AccessMode.Unknown)
+        {
+            return ("access_mode.mode", "must be a known access mode");
+        }
+        return null;
+    }
+
+    public static bool IsReaderOnly(AccessMode mode) => mode is AccessMode.SingleNodeReaderOnly or AccessMode.MultiNodeReaderOnly;
+
+    /// <summary>
+    /// S3 credentials from a secrets map, or null when the map carries none. One key without the
+    /// other is an error. Values are checked for characters that would break the supervisor's
+    /// passwd file, and never shown.
+    /// </summary>
+    public static S3Credentials? Credentials(IReadOnlyDictionary<string, string> secrets, string field = "secrets")
+    {
+        var accessKey = secrets.GetValueOrDefault(SecretKeys.AccessKeyId, string.Empty);
+        var secretKey = secrets.GetValueOrDefault(SecretKeys.SecretAccessKey, string.Empty);
+        var token = secrets.GetValueOrDefault(SecretKeys.SessionToken, string.Empty);
+        if (accessKey.Length == 0 && secretKey.Length == 0)
+        {
+            if (token.Length > 0)
+            {
+                throw Validate.Invalid($"{field}[{SecretKeys.SessionToken}]", $"needs {SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey}");
+            }
+            return null;
+        }
+        if (accessKey.Length == 0)
+        {
+            throw Validate.Invalid($"{field}[{SecretKeys.AccessKeyId}]", $"is required with {SecretKeys.SecretAccessKey}");
+        }
+        if (secretKey.Length == 0)
+        {
+            throw Validate.Invalid($"{field}[{SecretKeys.SecretAccessKey}]", $"is required with {SecretKeys.AccessKeyId}");
+        }
+        if (accessKey.Length > 256 || accessKey.Any(c => c is ':' or ',' || char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            throw Validate.Invalid($"{field}[{SecretKeys.AccessKeyId}]", "must be at most 256 characters without ':', ',', whitespace or control characters");
+        }
+        if (secretKey.Length > 1024 || secretKey.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            throw Validate.Invalid($"{field}[{SecretKeys.SecretAccessKey}]", "must be at most 1024 characters without whitespace or control characters");
+        }
+        if (token.Length > 8192 || token.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            throw Validate.Invalid($"{field}[{SecretKeys.SessionToken}]", "must be at most 8192 characters without whitespace or control characters");
+        }
+        return new S3Credentials(accessKey, secretKey, token.Length == 0 ? null : token);
+    }
+
+    /// <summary>PV mountOptions (mount_flags) in the volume context's option syntax: "uid=1000", "allow_other", ...</summary>
+    public static MountOptions MountFlags(VolumeCapability.Types.MountVolume? mount, string field = "volume_capability.mount.mount_flags")
+    {
+        if (mount is null || mount.MountFlags.Count == 0)
+        {
+            return new MountOptions();
+        }
+        // Each flag may itself be a comma list ("uid=1,gid=1"), as with mount -o.
+        return VolumeContext.ParseOptions(string.Join(',', mount.MountFlags), field);
+    }
+
+    /// <summary>The bytes CreateVolume records for a capacity range: required if set, else the limit, else 0 (unknown).</summary>
+    public static long Capacity(CapacityRange? range, string field = "capacity_range")
+    {
+        if (range is null)
+        {
+            return 0;
+        }
+        if (range.RequiredBytes < 0)
+        {
+            throw Validate.Invalid($"{field}.required_bytes", "must not be negative");
+        }
+        if (range.LimitBytes < 0)
+        {
+            throw Validate.Invalid($"{field}.limit_bytes", "must not be negative");
+        }
+        if (range.LimitBytes > 0 && range.RequiredBytes > range.LimitBytes)
+        {
+            throw new RpcException(new Status(StatusCode.OutOfRange, $"{field}: required_bytes {range.RequiredBytes} is more than limit_bytes {range.LimitBytes}"));
+        }
+        return range.RequiredBytes > 0 ? range.RequiredBytes : range.LimitBytes;
+    }
+
+    /// <summary>A CSI name: required, at most 128 characters (the spec's size limit), none of the banned control characters.</summary>
+    public static string Name(string? value, string field = "name")
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw Validate.Invalid(field, "is required");
+        }
+        if (value.Length > 128)
+        {
+            throw Validate.Invalid(field, "is longer than 128 characters");
+        }
+        if (value.Any(c => c is (>= '\u0000' and <= '\u0008') or '\u000B' or '\u000C' or (>= '\u000E' and <= '\u001F') or (>= '\u007F' and <= '\u009F')))
+        {
+            throw Validate.Invalid(field, "must not contain control characters");
+        }
+        return value;
+    }
+
+    public static PodRef? Pod(IReadOnlyDictionary<string, string> context)
+    {
+        var uid = context.GetValueOrDefault(VolumeContext.PodUid, string.Empty);
+        var name = context.GetValueOrDefault(VolumeContext.PodName, string.Empty);
+        var ns = context.GetValueOrDefault(VolumeContext.PodNamespace, string.Empty);
+        return uid.Length == 0 && name.Length == 0 && ns.Length == 0 ? null : new PodRef { Uid = uid, Name = name, Namespace = ns };
+    }
+}

@@ -1,0 +1,80 @@
+using Csi.V1;
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
+
+namespace S3Supervisor.Plugin.Csi;
+
+/// <summary>CSI Node requests, checked and translated into supervisor requests.</summary>
+public static class NodeRequests
+{
+    /// <summary>
+    /// NodeStageVolume → StageVolume. The source comes from the volume context (keys in
+    /// <see cref="VolumeContext"/>); PV mountOptions (mount_flags) add to and override its options;
+    /// a reader-only access mode mounts the whole volume read-only.
+    /// </summary>
+    public static StageVolumeRequest Stage(NodeStageVolumeRequest request)
+    {
+        var volumeId = CsiValidation.VolumeId(request.VolumeId);
+        var stagingPath = CsiValidation.Path(request.StagingTargetPath, "staging_target_path");
+        var (mount, mode) = CsiValidation.Capability(request.VolumeCapability);
+        var source = VolumeContext.Parse(request.VolumeContext);
+        source.Options.MergeFrom(CsiValidation.MountFlags(mount));
+        if (CsiValidation.IsReaderOnly(mode))
+        {
+            source.Options.ReadOnly = true;
+        }
+        source.Options = VolumeSourceRules.Options(source.Options, "volume_context[options]");
+        var credentials = CsiValidation.Credentials(request.Secrets);
+        if (credentials is null && !source.Options.PublicBucket)
+        {
+            throw Validate.Invalid("secrets",
+                $"{SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey} are required (node-stage secret), unless the volume's options set public_bucket");
+        }
+        var stage = new StageVolumeRequest { VolumeId = volumeId, StagingPath = stagingPath, Source = source };
+        if (credentials is not null)
+        {
+            stage.Credentials = new Credentials
+            {
+                AccessKeyId = credentials.AccessKeyId,
+                SecretAccessKey = credentials.SecretAccessKey,
+                SessionToken = credentials.SessionToken ?? string.Empty,
+            };
+        }
+        return stage;
+    }
+
+    /// <summary>NodePublishVolume → PublishVolume: read-only by flag or by access mode, with the pod from podInfoOnMount.</summary>
+    public static PublishVolumeRequest Publish(NodePublishVolumeRequest request)
+    {
+        var volumeId = CsiValidation.VolumeId(request.VolumeId);
+        var targetPath = CsiValidation.Path(request.TargetPath, "target_path");
+        if (string.IsNullOrEmpty(request.StagingTargetPath))
+        {
+            // The spec's code for "STAGE_UNSTAGE_VOLUME is set but no staging_target_path".
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, "staging_target_path: is required, the plugin stages volumes (STAGE_UNSTAGE_VOLUME)"));
+        }
+        CsiValidation.Path(request.StagingTargetPath, "staging_target_path");
+        var (_, mode) = CsiValidation.Capability(request.VolumeCapability);
+        if (string.Equals(request.VolumeContext.GetValueOrDefault(VolumeContext.Ephemeral), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            throw Validate.Invalid($"volume_context[{VolumeContext.Ephemeral}]", "inline ephemeral volumes are not supported; use a PersistentVolume");
+        }
+        return new PublishVolumeRequest
+        {
+            VolumeId = volumeId,
+            TargetPath = targetPath,
+            ReadOnly = request.Readonly || CsiValidation.IsReaderOnly(mode),
+            Pod = CsiValidation.Pod(request.VolumeContext),
+        };
+    }
+
+    /// <summary>Whether a path is the volume's staging path or one of its publish targets.</summary>
+    public static bool Serves(S3Supervisor.Api.V1.Volume volume, string path)
+    {
+        var wanted = Normalize(path);
+        return Normalize(volume.StagingPath) == wanted || volume.Targets.Any(t => Normalize(t.TargetPath) == wanted);
+    }
+
+    private static string Normalize(string path) => path.Length > 1 ? path.TrimEnd('/') : path;
+}
