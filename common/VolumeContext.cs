@@ -59,6 +59,28 @@ public static class VolumeContext
         return VolumeSourceRules.Check(source, field);
     }
 
+    /// <summary>
+    /// The source NodeStageVolume mounts: the volume context, with the PV's mountOptions (CSI
+    /// mount_flags, each possibly a comma list) added and overriding, and the whole mount read-only
+    /// for a reader-only access mode. The plugin and the supervisor's rebuild both call this, so a
+    /// volume restored after a restart is identical to the one kubelet staged.
+    /// </summary>
+    public static VolumeSource ParseForStage(IReadOnlyDictionary<string, string> context, IEnumerable<string> mountFlags, bool readerOnly, string field = "volume_context")
+    {
+        var source = Parse(context, field);
+        var flags = mountFlags.ToArray();
+        if (flags.Length > 0)
+        {
+            source.Options.MergeFrom(ParseOptions(string.Join(',', flags), "volume_capability.mount.mount_flags"));
+        }
+        if (readerOnly)
+        {
+            source.Options.ReadOnly = true;
+        }
+        source.Options = VolumeSourceRules.Options(source.Options, $"{field}[{Options}]");
+        return source;
+    }
+
     /// <summary>Writes a source back as a volume context (what CreateVolume returns).</summary>
     public static Dictionary<string, string> Format(VolumeSource source)
     {

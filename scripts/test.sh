@@ -38,6 +38,14 @@ echo "== stale test directories under $TEST_ROOT"
 bash scripts/sweep-test-dirs.sh sweep-stale "$TEST_ROOT" ||
   echo "test.sh: WARNING: some stale test directories under $TEST_ROOT could not be cleaned" >&2
 
+echo "== deploy manifests (kustomize render + invariants)"
+deploy_rc=0
+if command -v kubectl >/dev/null 2>&1 || command -v kustomize >/dev/null 2>&1; then
+  bash deploy/validate.sh || deploy_rc=$?
+else
+  echo "test.sh: NOTE: kubectl/kustomize not found, deploy manifests not checked" >&2
+fi
+
 echo "== build"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 dotnet build S3Supervisor.sln -c Release -nologo -clp:ErrorsOnly ||
@@ -70,9 +78,11 @@ while IFS= read -r -d '' trx; do
   done < <(grep -o '<UnitTestResult [^>]*' "$trx" | grep -o ' outcome="[A-Za-z]*"' | cut -d'"' -f2)
 done < <(find "$RESULTS" -name '*.trx' -print0)
 
-# Leftovers of this run would break the next one: report them (the watchdogs clean up within ~1 s).
-sleep 1
-bash scripts/sweep-test-dirs.sh sweep-stale "$TEST_ROOT" >/dev/null 2>&1 || true
+# Whatever a test left behind (daemons, s3fs, mounts in its scratch directories) is cleaned by the
+# test process's watchdog about a second after it exits; sweep once more and name any leak.
+sleep 1.5
+leaks=$(bash scripts/sweep-test-dirs.sh sweep-stale "$TEST_ROOT" 2>&1) || true
+[ -n "$leaks" ] && echo "test.sh: NOTE: the tests left these behind (now cleaned):" >&2 && echo "$leaks" >&2
 
 echo "== done in $((SECONDS - START)) s ($files result files in ${RESULTS#"$REPO"/})"
 if [ "$skipped" -gt 0 ]; then
@@ -84,6 +94,11 @@ if [ $rc != 0 ]; then
   status=1
 fi
 if [ "$failed" -gt 0 ]; then
+  status=1
+fi
+if [ "$deploy_rc" != 0 ]; then
+  echo "test.sh: deploy/validate.sh failed (exit $deploy_rc)" >&2
+  failed=$((failed + 1))
   status=1
 fi
 if [ $((passed + failed + skipped)) = 0 ]; then

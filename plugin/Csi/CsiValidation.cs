@@ -129,17 +129,6 @@ public static class CsiValidation
         return new S3Credentials(accessKey, secretKey, token.Length == 0 ? null : token);
     }
 
-    /// <summary>PV mountOptions (mount_flags) in the volume context's option syntax: "uid=1000", "allow_other", ...</summary>
-    public static MountOptions MountFlags(VolumeCapability.Types.MountVolume? mount, string field = "volume_capability.mount.mount_flags")
-    {
-        if (mount is null || mount.MountFlags.Count == 0)
-        {
-            return new MountOptions();
-        }
-        // Each flag may itself be a comma list ("uid=1,gid=1"), as with mount -o.
-        return VolumeContext.ParseOptions(string.Join(',', mount.MountFlags), field);
-    }
-
     /// <summary>The bytes CreateVolume records for a capacity range: required if set, else the limit, else 0 (unknown).</summary>
     public static long Capacity(CapacityRange? range, string field = "capacity_range")
     {

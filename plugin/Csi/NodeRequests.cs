@@ -18,13 +18,7 @@ public static class NodeRequests
         var volumeId = CsiValidation.VolumeId(request.VolumeId);
         var stagingPath = CsiValidation.Path(request.StagingTargetPath, "staging_target_path");
         var (mount, mode) = CsiValidation.Capability(request.VolumeCapability);
-        var source = VolumeContext.Parse(request.VolumeContext);
-        source.Options.MergeFrom(CsiValidation.MountFlags(mount));
-        if (CsiValidation.IsReaderOnly(mode))
-        {
-            source.Options.ReadOnly = true;
-        }
-        source.Options = VolumeSourceRules.Options(source.Options, "volume_context[options]");
+        var source = VolumeContext.ParseForStage(request.VolumeContext, mount?.MountFlags ?? [], CsiValidation.IsReaderOnly(mode));
         var credentials = CsiValidation.Credentials(request.Secrets);
         if (credentials is null && !source.Options.PublicBucket)
         {

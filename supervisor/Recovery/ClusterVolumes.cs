@@ -22,6 +22,8 @@ public sealed record ClusterVolume(
     V1SecretReference? PublishSecret,
     string? StorageClassName,
     bool ReadOnly,
+    IReadOnlyList<string> MountOptions,
+    bool ReaderOnlyAccess,
     IReadOnlyList<PodUse> Pods);
 
 /// <summary>A volume the rebuild cannot restore yet, and why (shown in the log, the watch stream and Events).</summary>
@@ -100,6 +102,9 @@ public sealed class ClusterVolumes
                 csi.NodePublishSecretRef,
                 pv!.Spec.StorageClassName ?? claim!.Spec?.StorageClassName,
                 csi.ReadOnlyProperty ?? false,
+                pv.Spec.MountOptions?.ToArray() ?? [],
+                // kubelet asks for MULTI_NODE_READER_ONLY when ReadOnlyMany is the PV's only mode.
+                pv.Spec.AccessModes is { Count: > 0 } modes && modes.All(m => m == "ReadOnlyMany"),
                 uses);
         }
         return result;
@@ -111,7 +116,7 @@ public sealed class ClusterVolumes
         VolumeSource source;
         try
         {
-            source = VolumeContext.Parse(volume.Attributes, $"persistentvolume {volume.PersistentVolumeName} volumeAttributes");
+            source = VolumeContext.ParseForStage(volume.Attributes, volume.MountOptions, volume.ReaderOnlyAccess, $"persistentvolume {volume.PersistentVolumeName} volumeAttributes");
         }
         catch (Grpc.Core.RpcException e)
         {

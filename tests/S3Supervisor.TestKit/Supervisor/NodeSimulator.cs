@@ -39,8 +39,8 @@ public sealed class NodeSimulator
     public string TargetPath(V1Pod pod, V1PersistentVolume pv) =>
         Path.Combine(KubeletRoot, "pods", pod.Metadata.Uid, "volumes", "kubernetes.io~csi", pv.Metadata.Name, "mount");
 
-    /// <summary>NodeStageVolume as kubelet + plugin do it: staging dir, vol_data.json, then the supervisor call.</summary>
-    public async Task<Volume> StageAsync(S3Supervisor.Api.V1.Supervisor.SupervisorClient client, V1PersistentVolume pv, V1Secret? secret)
+    /// <summary>What kubelet does before NodeStageVolume: the staging directory and its vol_data.json. Returns the staging path.</summary>
+    public async Task<string> PrepareStagingAsync(V1PersistentVolume pv)
     {
         var staging = StagingPath(pv);
         Directory.CreateDirectory(staging);
@@ -49,6 +49,29 @@ public sealed class NodeSimulator
             ["driverName"] = DriverName,
             ["volumeHandle"] = pv.Spec.Csi.VolumeHandle,
         });
+        return staging;
+    }
+
+    /// <summary>What kubelet does before NodePublishVolume: the pod's volume directory and its vol_data.json. Returns the target path.</summary>
+    public async Task<string> PrepareTargetAsync(V1Pod pod, V1PersistentVolume pv)
+    {
+        var target = TargetPath(pod, pv);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        await WriteVolDataAsync(Path.Combine(Path.GetDirectoryName(target)!, "vol_data.json"), new Dictionary<string, string>
+        {
+            ["driverName"] = DriverName,
+            ["volumeHandle"] = pv.Spec.Csi.VolumeHandle,
+            ["specVolID"] = pv.Metadata.Name,
+            ["nodeName"] = NodeName,
+            ["volumeLifecycleMode"] = "Persistent",
+        });
+        return target;
+    }
+
+    /// <summary>NodeStageVolume as kubelet + plugin do it: staging dir, vol_data.json, then the supervisor call.</summary>
+    public async Task<Volume> StageAsync(S3Supervisor.Api.V1.Supervisor.SupervisorClient client, V1PersistentVolume pv, V1Secret? secret)
+    {
+        var staging = await PrepareStagingAsync(pv);
         var response = await client.StageVolumeAsync(new StageVolumeRequest
         {
             VolumeId = pv.Spec.Csi.VolumeHandle,
@@ -70,16 +93,8 @@ public sealed class NodeSimulator
             {
                 continue;
             }
-            var target = TargetPath(pod, pv);
+            var target = await PrepareTargetAsync(pod, pv);
             Directory.CreateDirectory(target);
-            await WriteVolDataAsync(Path.Combine(Path.GetDirectoryName(target)!, "vol_data.json"), new Dictionary<string, string>
-            {
-                ["driverName"] = DriverName,
-                ["volumeHandle"] = pv.Spec.Csi.VolumeHandle,
-                ["specVolID"] = pv.Metadata.Name,
-                ["nodeName"] = NodeName,
-                ["volumeLifecycleMode"] = "Persistent",
-            });
             var readOnly = volume.PersistentVolumeClaim.ReadOnlyProperty ?? false;
             await client.PublishVolumeAsync(new PublishVolumeRequest
             {

@@ -1,0 +1,328 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Csi.V1;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using k8s.Models;
+using S3Supervisor.Api.V1;
+using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Kubernetes;
+using S3Supervisor.TestKit.Supervisor;
+
+namespace S3Supervisor.LocalNode;
+
+internal sealed class Scenario : IAsyncDisposable
+{
+    private const string Namespace = "shop";
+    private const string Bucket = "local-node";
+    private const string ClaimName = "orders";
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<(string Step, bool Ok, string Detail)> _checks = [];
+    private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-local-node-").FullName);
+    private readonly List<StandInContainer> _containers = [];
+    private RgwServer? _s3;
+    private TestApiServer? _api;
+    private SupervisorProcess? _supervisor;
+    private PluginProcess? _plugin;
+    private string _kubeconfig = string.Empty;
+    private Dictionary<string, string> _supervisorSettings = [];
+
+    private string CsiSocket => Path.Combine(_layout.KubeletRoot, "plugins", NodeSimulator.DriverName, "csi.sock");
+
+    public async Task RunAsync()
+    {
+        Say("S3Supervisor local node: one volume's life, from CreateVolume to DeleteVolume, with every failure we promise to survive.");
+        Say($"work directory {_layout.Root} (the kubelet root is {_layout.KubeletRoot})");
+        var prerequisite = Prerequisites.RootMissing() ?? Prerequisites.FuseMissing() ?? Prerequisites.S3fsMissing() ?? Prerequisites.RadosgwMissing() ?? Prerequisites.MountNamespacesMissing();
+        if (prerequisite is not null)
+        {
+            Fail("prerequisites", prerequisite);
+            return;
+        }
+
+        Step("1. Start the S3 server (Ceph RADOS Gateway on loopback)");
+        _s3 = await RgwServer.StartAsync();
+        await _s3.CreateBucketAsync(Bucket);
+        Check("RGW answers S3", true, $"{_s3.Endpoint} in {_s3.StartupTime.TotalSeconds:0.0} s, bucket {Bucket} created");
+
+        Step("2. Start the test Kubernetes API server (stands in for the cluster's; seeded in step 5)");
+        _api = await TestApiServer.StartAsync();
+        _kubeconfig = _api.WriteKubeconfig(Path.Combine(_layout.Root, "kubeconfig"));
+        Check("test API server listens", true, _api.BaseUri.ToString());
+
+        Step("3. Start the supervisor and the CSI plugin");
+        var node = new NodeSimulator(_layout.KubeletRoot);
+        _supervisorSettings = new Dictionary<string, string>
+        {
+            ["Kubernetes__Kubeconfig"] = _kubeconfig,
+            ["Kubernetes__NodeName"] = node.NodeName,
+            ["Kubernetes__KubeletRoot"] = _layout.KubeletRoot,
+            ["Supervisor__HealthCheckInterval"] = "00:00:02",
+        };
+        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings);
+        _plugin = await PluginProcess.StartAsync(CsiSocket, _layout.SocketPath, node.NodeName);
+        var probe = await _plugin.Identity.ProbeAsync(new ProbeRequest());
+        var info = await _plugin.Identity.GetPluginInfoAsync(new GetPluginInfoRequest());
+        Check("plugin Probe ready", probe.Ready == true, $"{info.Name} {info.VendorVersion}; supervisor pid {_supervisor.Pid}, plugin pid {_plugin.Pid}");
+
+        Step("4. CreateVolume (external-provisioner's call): a prefix per volume in a shared bucket");
+        var secrets = new Dictionary<string, string> { ["accessKeyID"] = _s3.AccessKey, ["secretAccessKey"] = _s3.SecretKey };
+        var capability = new VolumeCapability { Mount = new VolumeCapability.Types.MountVolume(), AccessMode = new VolumeCapability.Types.AccessMode { Mode = VolumeCapability.Types.AccessMode.Types.Mode.MultiNodeMultiWriter } };
+        var pvName = "pvc-" + Guid.NewGuid().ToString();
+        var create = new CreateVolumeRequest
+        {
+            Name = pvName,
+            CapacityRange = new CapacityRange { RequiredBytes = 1L << 30 },
+            VolumeCapabilities = { capability },
+            Parameters = { ["endpoint"] = _s3.Endpoint, ["region"] = _s3.Region, ["bucket"] = Bucket, ["options"] = "stat_cache_expire=1" },
+            Secrets = { secrets },
+        };
+        var created = (await _plugin.Controller.CreateVolumeAsync(create)).Volume;
+        Check("CreateVolume", created.VolumeId.Length > 0, $"volume id {created.VolumeId}, context {string.Join(", ", created.VolumeContext.Select(kv => $"{kv.Key}={kv.Value}"))}");
+
+        Step("5. Seed the API server: StorageClass, PV, PVC, Secret and two pods on this node");
+        var secret = TestObjects.Secret(Namespace, "orders-creds", _s3.AccessKey, _s3.SecretKey);
+        var storageClass = TestObjects.StorageClass("s3-shared", _s3.Endpoint, Bucket, _s3.Region, secretName: "orders-creds", secretNamespace: Namespace);
+        var claim = TestObjects.BoundClaim(Namespace, ClaimName, "s3-shared", pvName);
+        var pv = TestObjects.PersistentVolume(pvName, "s3-shared", created.VolumeId, created.VolumeContext.ToDictionary(), new V1SecretReference { Name = "orders-creds", NamespaceProperty = Namespace }, claim: claim);
+        var writerPod = TestObjects.Pod(Namespace, "orders-writer", node.NodeName, [new PodVolumeMount(ClaimName, "/data")]);
+        var readerPod = TestObjects.Pod(Namespace, "orders-reader", node.NodeName, [new PodVolumeMount(ClaimName, "/data", ReadOnly: true)]);
+        _api.UpsertAll([storageClass, claim, pv, secret, writerPod, readerPod]);
+        Check("objects seeded", true, $"pods {writerPod.Metadata.Name} (read-write) and {readerPod.Metadata.Name} (read-only)");
+
+        Step("6. NodeStageVolume and NodePublishVolume (kubelet's calls) into two stand-in app containers");
+        var staging = await node.PrepareStagingAsync(pv);
+        await _plugin.Node.NodeStageVolumeAsync(new NodeStageVolumeRequest
+        {
+            VolumeId = created.VolumeId,
+            StagingTargetPath = staging,
+            VolumeCapability = capability,
+            VolumeContext = { created.VolumeContext },
+            Secrets = { secrets },
+        });
+        var writerTarget = await PublishAsync(node, writerPod, pv, created, capability, readOnly: false);
+        var readerTarget = await PublishAsync(node, readerPod, pv, created, capability, readOnly: true);
+        var writer = await StandInContainer.StartAsync("orders-writer", [new VolumeMountSpec(writerTarget, "/data")]);
+        var reader = await StandInContainer.StartAsync("orders-reader", [new VolumeMountSpec(readerTarget, "/data", ReadOnly: true)]);
+        _containers.AddRange([writer, reader]);
+        var volume = await _supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
+        Check("volume Ready with 2 targets", volume.State == VolumeState.Ready && volume.Targets.Count == 2, $"s3fs pid {volume.Pid}, device {volume.Device}");
+        await PrintCliAsync("list");
+
+        Step("7. Write in one container, read in the other, see it in S3");
+        await writer.WriteFileAsync("/data/order-1.json", "{\"order\":1}");
+        Check("reader sees the writer's file", await reader.ReadFileAsync("/data/order-1.json") == "{\"order\":1}", "via the same s3fs, two bind mounts");
+        var prefix = created.VolumeContext.TryGetValue("prefix", out var p) ? p + "/" : string.Empty;
+        Check("object in S3", await _s3.GetObjectTextAsync(Bucket, prefix + "order-1.json") == "{\"order\":1}", $"s3://{Bucket}/{prefix}order-1.json");
+        var denied = await reader.ExecAsync("sh", "-c", "echo x > /data/nope");
+        Check("read-only container cannot write", denied.ExitCode != 0 && denied.Stderr.Contains("Read-only", StringComparison.Ordinal), denied.Stderr.Trim());
+
+        Step("8. kill -9 the s3fs child: the supervisor heals it and repairs both containers");
+        using var watch = _supervisor.Client.WatchVolumes(new WatchVolumesRequest { VolumeId = created.VolumeId });
+        var watching = PrintEventsAsync(watch, "ContainersRepaired");
+        ProcessTree.Signal(volume.Pid, 9);
+        Say($"   killed s3fs pid {volume.Pid}");
+        var healed = await _supervisor.WaitForStateAsync(created.VolumeId, VolumeState.Ready, TimeSpan.FromSeconds(60), v => v.RestartCount >= 1);
+        await watching.WaitAsync(TimeSpan.FromSeconds(20));
+        Check("healed without any call", healed.Pid != volume.Pid, $"new s3fs pid {healed.Pid}, restarts {healed.RestartCount}");
+        Check("writer container reads again", await RetryAsync(() => writer.ReadFileAsync("/data/order-1.json")) == "{\"order\":1}", "no container restart");
+        Check("reader container reads again", await RetryAsync(() => reader.ReadFileAsync("/data/order-1.json")) == "{\"order\":1}", "still read-only");
+
+        Step("9. kill -9 the plugin while the writer container does I/O: nothing stops");
+        var (ops, failures) = await IoWhileAsync(writer, async () =>
+        {
+            await _plugin.KillAsync();
+            Say($"   killed plugin pid {_plugin.Pid}");
+            await Task.Delay(1000);
+            await _plugin.DisposeAsync();
+            _plugin = await PluginProcess.StartAsync(CsiSocket, _layout.SocketPath, node.NodeName);
+            Say($"   plugin restarted as pid {_plugin.Pid}");
+            await Task.Delay(500);
+        });
+        var after = await _supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
+        Check("I/O never stopped", failures == 0 && ops > 0, $"{ops} write+read operations, {failures} failed");
+        Check("no recovery needed", after.Pid == healed.Pid && after.RestartCount == healed.RestartCount, $"same s3fs pid {after.Pid}");
+        var stats = await _plugin.Node.NodeGetVolumeStatsAsync(new NodeGetVolumeStatsRequest { VolumeId = created.VolumeId, VolumePath = writerTarget });
+        Check("new plugin serves the volume", stats.VolumeCondition?.Abnormal == false, $"VolumeCondition: {stats.VolumeCondition?.Message}");
+
+        Step("10. kill -9 the supervisor and its children (a container death): the rebuild restores everything");
+        await writer.WriteFileAsync("/data/order-2.json", "{\"order\":2}");
+        await _supervisor.KillAsync();
+        var broken = await writer.ExecAsync("stat", "-t", "/data");
+        Check("containers see the dead mount", broken.ExitCode != 0, broken.Stderr.Trim());
+        _api.ClearEvents();
+        var restart = Stopwatch.StartNew();
+        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings);
+        var rebuilt = await _supervisor.WaitForStateAsync(created.VolumeId, VolumeState.Ready, TimeSpan.FromSeconds(60));
+        var text = await RetryAsync(() => writer.ReadFileAsync("/data/order-2.json"));
+        Check("rebuilt from kubelet dirs, journal and API server", rebuilt.Targets.Count == 2, $"Ready {restart.ElapsedMilliseconds} ms after start, s3fs pid {rebuilt.Pid}");
+        Check("writer container reads and writes again", text == "{\"order\":2}", "no container restart");
+        await writer.WriteFileAsync("/data/order-3.json", "{\"order\":3}");
+        Check("reader container reads again", await RetryAsync(() => reader.ReadFileAsync("/data/order-3.json")) == "{\"order\":3}", "still read-only");
+        var recovered = await _api.WaitForEventAsync(e => e.Reason == "VolumeRecovered", TimeSpan.FromSeconds(10));
+        Check("Event on the pod", true, $"{recovered.InvolvedObject.Name}: {recovered.Reason}: {recovered.Message}");
+        await PrintCliAsync("list");
+
+        Step("11. NodeUnpublish, NodeUnstage, DeleteVolume");
+        foreach (var (pod, target) in new[] { (writerPod, writerTarget), (readerPod, readerTarget) })
+        {
+            await _plugin.Node.NodeUnpublishVolumeAsync(new NodeUnpublishVolumeRequest { VolumeId = created.VolumeId, TargetPath = target });
+        }
+        foreach (var container in _containers)
+        {
+            await container.DisposeAsync();
+        }
+        _containers.Clear();
+        await _plugin.Node.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = created.VolumeId, StagingTargetPath = staging });
+        await _plugin.Controller.DeleteVolumeAsync(new DeleteVolumeRequest { VolumeId = created.VolumeId, Secrets = { secrets } });
+        var mounts = File.ReadAllLines("/proc/self/mountinfo").Count(l => l.Split(' ')[4].StartsWith(_layout.KubeletRoot, StringComparison.Ordinal));
+        var left = await _s3.ListKeysAsync(Bucket, prefix);
+        Check("nothing left", mounts == 0 && _supervisor.Children().Count == 0 && left.Count == 0, $"{mounts} mounts, {_supervisor.Children().Count} s3fs children, {left.Count} objects under the prefix");
+    }
+
+    private async Task<string> PublishAsync(NodeSimulator node, V1Pod pod, V1PersistentVolume pv, Csi.V1.Volume created, VolumeCapability capability, bool readOnly)
+    {
+        var target = await node.PrepareTargetAsync(pod, pv);
+        var request = new NodePublishVolumeRequest
+        {
+            VolumeId = created.VolumeId,
+            StagingTargetPath = node.StagingPath(pv),
+            TargetPath = target,
+            VolumeCapability = capability,
+            Readonly = readOnly,
+            VolumeContext = { created.VolumeContext },
+        };
+        request.VolumeContext["csi.storage.k8s.io/pod.name"] = pod.Metadata.Name;
+        request.VolumeContext["csi.storage.k8s.io/pod.namespace"] = pod.Metadata.NamespaceProperty;
+        request.VolumeContext["csi.storage.k8s.io/pod.uid"] = pod.Metadata.Uid;
+        request.VolumeContext["csi.storage.k8s.io/serviceAccount.name"] = "default";
+        await _plugin!.Node.NodePublishVolumeAsync(request);
+        return target;
+    }
+
+    /// <summary>Writes and reads back a file in a loop inside the container while <paramref name="disruption"/> runs.</summary>
+    private static async Task<(int Ops, int Failures)> IoWhileAsync(StandInContainer container, Func<Task> disruption)
+    {
+        using var stop = new CancellationTokenSource();
+        var ops = 0;
+        var failures = 0;
+        var loop = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var content = $"tick {ops}";
+                var result = await container.ExecAsync("sh", "-c", $"echo '{content}' > /data/io.txt && cat /data/io.txt");
+                if (result.ExitCode != 0 || result.Stdout.Trim() != content)
+                {
+                    failures++;
+                }
+                ops++;
+            }
+        });
+        await disruption();
+        await Task.Delay(500);
+        await stop.CancelAsync();
+        await loop;
+        return (ops, failures);
+    }
+
+    private async Task PrintEventsAsync(AsyncServerStreamingCall<VolumeEvent> watch, string until)
+    {
+        try
+        {
+            while (await watch.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                var e = watch.ResponseStream.Current;
+                Say($"   watch: {e.Reason,-20} {e.Message}");
+                if (e.Reason == until)
+                {
+                    return;
+                }
+            }
+        }
+        catch (RpcException)
+        {
+        }
+    }
+
+    private async Task PrintCliAsync(string verb)
+    {
+        var info = new ProcessStartInfo("dotnet", [SupervisorProcess.BinaryPath, verb, "--socket", _layout.SocketPath]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var cli = Process.Start(info)!;
+        var output = await cli.StandardOutput.ReadToEndAsync();
+        await cli.WaitForExitAsync();
+        Say($"   $ s3supervisor {verb}");
+        foreach (var line in output.TrimEnd().Split('\n'))
+        {
+            Say("   " + line);
+        }
+    }
+
+    private static async Task<string> RetryAsync(Func<Task<string>> read)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await read();
+            }
+            catch (Exception) when (stopwatch.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    public void Fail(string step, string detail) => Check(step, false, detail);
+
+    private void Check(string what, bool ok, string detail)
+    {
+        _checks.Add((what, ok, detail));
+        Say($"   [{(ok ? "ok" : "FAILED")}] {what}: {detail}");
+    }
+
+    private void Step(string title)
+    {
+        Console.WriteLine();
+        Say(title);
+    }
+
+    private void Say(string line) => Console.WriteLine($"{_clock.Elapsed.TotalSeconds,7:0.00}s {line}");
+
+    public int Summary()
+    {
+        var failed = _checks.Count(c => !c.Ok);
+        Console.WriteLine();
+        Console.WriteLine(failed == 0
+            ? $"local node: all {_checks.Count} checks passed in {_clock.Elapsed.TotalSeconds:0.0} s"
+            : $"local node: {failed} of {_checks.Count} checks FAILED: {string.Join("; ", _checks.Where(c => !c.Ok).Select(c => c.Step))}");
+        return failed == 0 ? 0 : 1;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var container in _containers)
+        {
+            await container.DisposeAsync();
+        }
+        if (_plugin is not null)
+        {
+            await _plugin.DisposeAsync();
+        }
+        if (_supervisor is not null)
+        {
+            await _supervisor.DisposeAsync();
+        }
+        if (_api is not null)
+        {
+            await _api.DisposeAsync();
+        }
+        SupervisorProcess.CleanUp(_layout);
+        if (_s3 is not null)
+        {
+            await _s3.DisposeAsync();
+        }
+    }
+}
