@@ -36,6 +36,8 @@ internal sealed partial class SupervisorLifecycle : IHostedService
             Libc.Mount("tmpfs", _options.SecretsDirectory, "tmpfs", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC, "mode=0700,size=16m");
             LogTmpfsMounted(_options.SecretsDirectory);
         }
+        // A crashed predecessor's passwd files: nothing uses them (its children died with it).
+        _credentials.RemoveAll();
         return Task.CompletedTask;
     }
 

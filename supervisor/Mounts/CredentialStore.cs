@@ -82,6 +82,19 @@ public sealed class CredentialStore
         }
     }
 
+    /// <summary>Removes every credential directory (at start: whatever a crashed predecessor left).</summary>
+    public void RemoveAll()
+    {
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            return;
+        }
+        foreach (var entry in System.IO.Directory.EnumerateDirectories(Directory))
+        {
+            System.IO.Directory.Delete(entry, recursive: true);
+        }
+    }
+
     public void Remove(string volumeId)
     {
         var dir = VolumeDirectory(volumeId);

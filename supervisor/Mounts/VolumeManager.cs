@@ -356,6 +356,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
             volume.Stopping = true;
         }
         await Task.WhenAll(volumes.Select(StopChildAsync)).ConfigureAwait(false);
+        // The children are gone: their credentials are of no use any more. The next start gets
+        // them again from the API server (the rebuild) or from kubelet's NodeStage.
+        foreach (var volume in volumes)
+        {
+            _credentials.Remove(volume.VolumeId);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -454,7 +460,9 @@ public sealed partial class VolumeManager : IAsyncDisposable
         SetState(volume, VolumeState.Stale, reason, message);
         try
         {
-            await StopChildAsync(volume).ConfigureAwait(false);
+            // The connection is already dead or hung: nothing more reaches S3 through it, so a short
+            // grace is enough before the replacement starts.
+            await StopChildAsync(volume, HealGrace).ConfigureAwait(false);
             UnmountAll(volume);
             SetState(volume, VolumeState.Recovering, "Remounting", $"starting s3fs again (attempt {volume.Failures + 1})");
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
@@ -629,7 +637,11 @@ public sealed partial class VolumeManager : IAsyncDisposable
         return text;
     }
 
-    private async Task StopChildAsync(ManagedVolume volume)
+    private Task StopChildAsync(ManagedVolume volume) => StopChildAsync(volume, _settings.ShutdownGrace);
+
+    private TimeSpan HealGrace => _settings.ShutdownGrace < TimeSpan.FromSeconds(3) ? _settings.ShutdownGrace : TimeSpan.FromSeconds(3);
+
+    private static async Task StopChildAsync(ManagedVolume volume, TimeSpan grace)
     {
         var child = volume.Child;
         if (child is null)
@@ -637,7 +649,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             return;
         }
         volume.Child = null;
-        await child.StopAsync(_settings.ShutdownGrace).ConfigureAwait(false);
+        await child.StopAsync(grace).ConfigureAwait(false);
         child.Dispose();
     }
 

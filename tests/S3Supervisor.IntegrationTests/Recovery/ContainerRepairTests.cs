@@ -88,6 +88,7 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         timer.Stop();
         ReportTiming(results, timer.Elapsed);
 
+        results = Mine(results, readOnly.Pid, writable.Pid);
         Assert.All(results, r => Assert.True(r.Success, $"{r.Pid} {r.MountPoint}: {r.Error}"));
         Assert.Equal(2, results.Count);
         Assert.Equal((readOnly.Pid, "/data", "/", true), Single(results, readOnly.Pid));
@@ -131,6 +132,7 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         timer.Stop();
         ReportTiming(results, timer.Elapsed);
 
+        results = Mine(results, [.. containers.Select(c => c.Pid)]);
         Assert.Equal(Count, results.Count);
         Assert.Equal(Count, results.Select(r => r.MountNamespaceInode).Distinct().Count());
         Assert.All(results, r => Assert.True(r.Success, $"{r.MountPoint}: {r.Error}"));
@@ -158,7 +160,7 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         var second = await RemountAsync(first);
 
         var logger = new TestOutputLogger<ContainerRepairer>(_output);
-        var results = await new ContainerRepairer(logger, new ContainerRepairOptions()).RepairAsync(first.Entry.Device, Staging, CancellationToken.None);
+        var results = Mine(await new ContainerRepairer(logger, new ContainerRepairOptions()).RepairAsync(first.Entry.Device, Staging, CancellationToken.None), container.Pid);
 
         Assert.All(results, r => Assert.True(r.Success, $"{r.MountPoint}: {r.Error}"));
         Assert.Equal(["/data", "/data/sub"], results.Select(r => r.MountPoint));
@@ -184,7 +186,7 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         var results = await new ContainerRepairer(new TestOutputLogger<ContainerRepairer>(_output), new ContainerRepairOptions { Enabled = false })
             .RepairAsync(first.Entry.Device, Staging, CancellationToken.None);
 
-        var result = Assert.Single(results);
+        var result = Assert.Single(Mine(results, container.Pid));
         Assert.Equal((container.Pid, "/work", "/sub", false, "repair disabled"), (result.Pid, result.MountPoint, result.Root, result.Success, result.Error));
         Assert.Contains(NotConnected, (await container.ExecAsync("ls", "/work")).Stderr, StringComparison.Ordinal);
     }
@@ -201,7 +203,7 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         var results = await new ContainerRepairer(new TestOutputLogger<ContainerRepairer>(_output), new ContainerRepairOptions())
             .RepairAsync(live.Entry.Device, Staging, CancellationToken.None);
 
-        Assert.Empty(results);
+        Assert.Empty(Mine(results, container.Pid));
         Assert.Equal(before.MountId, MountInfo.At(MountInfo.Read(container.Pid), "/data")!.MountId);
     }
 
@@ -215,6 +217,14 @@ public sealed class ContainerRepairTests : IAsyncLifetime
         }
         Assert.DoesNotContain(after.OptionalFields, f => f.StartsWith("shared:", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// The results about this test's own containers. The repairer rightly scans every process on the
+    /// machine, and a stand-in container started meanwhile by another test (in a parallel collection,
+    /// or another test run) holds its own copy of every host mount, this test's staging mount included.
+    /// </summary>
+    private static ContainerRepairResult[] Mine(IReadOnlyList<ContainerRepairResult> results, params int[] pids) =>
+        results.Where(r => pids.Contains(r.Pid)).ToArray();
 
     private static (int, string, string, bool) Single(IReadOnlyList<ContainerRepairResult> results, int pid)
     {
