@@ -204,7 +204,35 @@ public sealed class RebuildTests : IAsyncLifetime
         Assert.DoesNotContain(gone.Spec.Csi.VolumeHandle, await File.ReadAllTextAsync(Path.Combine(_layout.StateDirectory, "journal.json")), StringComparison.Ordinal);
     }
 
-    private async Task<SupervisorProcess> StartSupervisorAsync()
+    [SkippableFact]
+    public async Task RepairTurnedOff_ChildKilled_HostHealsAndPodEventSaysContainersKeepOldMount()
+    {
+        var supervisor = await StartSupervisorAsync(repair: false);
+        await SetUpNodeAsync(supervisor);
+        var volume = _scenario.Volumes[2].Volume.Spec.Csi.VolumeHandle;
+        var before = await supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = volume });
+
+        ProcessTree.Signal(before.Pid, 9);
+
+        await supervisor.WaitForStateAsync(volume, VolumeState.Ready, TimeSpan.FromSeconds(30), v => v.RestartCount == 1);
+        Assert.Equal("volume 2 host", await WriteThroughHostAsync(_node.TargetPath(_pods[0], _scenario.Volumes[2].Volume), "volume 2 host"));
+        var ev = await _api!.WaitForEventAsync(e => e.Reason == "ContainerRepairFailed" && e.InvolvedObject.Name == "app-a", TimeSpan.FromSeconds(15));
+        Assert.Equal("Warning", ev.Type);
+        Assert.Contains("container repair is turned off", ev.Message, StringComparison.Ordinal);
+        Assert.Contains("livenessProbe", ev.Message, StringComparison.Ordinal);
+        var (code, _, stderr) = await _containers[0].ExecAsync("stat", "-t", "/data/2");
+        Assert.NotEqual(0, code);
+        Assert.Contains("Transport endpoint is not connected", stderr, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> WriteThroughHostAsync(string target, string text)
+    {
+        var path = Path.Combine(target, "host.txt");
+        await File.WriteAllTextAsync(path, text);
+        return await File.ReadAllTextAsync(path);
+    }
+
+    private async Task<SupervisorProcess> StartSupervisorAsync(bool repair = true)
     {
         var supervisor = await SupervisorProcess.StartAsync(_layout, new Dictionary<string, string>
         {
@@ -213,6 +241,7 @@ public sealed class RebuildTests : IAsyncLifetime
             ["Kubernetes__KubeletRoot"] = _layout.KubeletRoot,
             ["Kubernetes__RetryInitial"] = "00:00:00.500",
             ["Kubernetes__RetryMax"] = "00:00:02",
+            ["Supervisor__RepairContainers"] = repair ? "true" : "false",
         });
         _supervisors.Add(supervisor);
         return supervisor;
