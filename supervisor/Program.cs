@@ -34,11 +34,17 @@ builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff
 builder.Services.AddSupervisor(builder.Configuration);
 var options = builder.Configuration.GetSection(SupervisorOptions.Section).Get<SupervisorOptions>() ?? new SupervisorOptions();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownGrace + TimeSpan.FromSeconds(10));
-builder.WebHost.ConfigureKestrel(k => k.ListenOnSupervisorSocket(options));
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.ListenOnSupervisorSocket(options);
+    k.ListenForMetrics(options);
+});
 
 var app = builder.Build();
 app.MapGrpcService<SupervisorService>();
 app.MapGrpcHealthChecksService();
+app.MapGet("/metrics", (S3Supervisor.Supervisor.Observability.SupervisorMetrics metrics, S3Supervisor.Supervisor.Mounts.VolumeManager volumes) =>
+    Results.Text(metrics.Render(volumes.List()), "text/plain; version=0.0.4; charset=utf-8"));
 
 try
 {

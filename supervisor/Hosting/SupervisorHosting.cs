@@ -23,6 +23,7 @@ public static class SupervisorHosting
         services.AddSingleton(sp => new CredentialStore(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.SecretsDirectory));
         services.AddSingleton(sp => new Journal(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.StateDirectory));
         services.AddSingleton<VolumeEventHub>();
+        services.AddSingleton<Observability.SupervisorMetrics>();
         services.AddSingleton<IMounter, Mounter>();
         services.AddSingleton<IS3fsLauncher>(sp =>
         {
@@ -59,13 +60,11 @@ public static class SupervisorHosting
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<KubernetesOptions>, KubernetesOptionsValidator>();
         services.AddSingleton(sp => KubernetesAccess.Create(sp.GetRequiredService<IOptions<KubernetesOptions>>().Value));
-        services.AddSingleton<IPodEventRecorder>(sp =>
-        {
-            var client = sp.GetRequiredService<KubernetesAccess>().Client;
-            return client is null
-                ? new NullPodEventRecorder()
-                : new PodEventRecorder(client, sp.GetRequiredService<IOptions<KubernetesOptions>>().Value.NodeName, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<PodEventRecorder>>());
-        });
+        services.AddSingleton<IPodEventRecorder>(sp => new PodEventRecorder(
+            sp.GetRequiredService<KubernetesAccess>(),
+            sp.GetRequiredService<IOptions<KubernetesOptions>>().Value.NodeName,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<PodEventRecorder>>()));
         services.AddSingleton(sp => new ContainerRepairer(
             sp.GetRequiredService<ILogger<ContainerRepairer>>(),
             new ContainerRepairOptions { Enabled = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.RepairContainers }));
@@ -74,7 +73,8 @@ public static class SupervisorHosting
             sp.GetRequiredService<IPodEventRecorder>(),
             sp.GetRequiredService<VolumeEventHub>(),
             sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.RepairContainers,
-            sp.GetRequiredService<ILogger<RecoveryNotifier>>()));
+            sp.GetRequiredService<ILogger<RecoveryNotifier>>(),
+            sp.GetRequiredService<Observability.SupervisorMetrics>()));
         return services;
     }
 
@@ -109,6 +109,20 @@ public static class SupervisorHosting
                 await next(connection).ConfigureAwait(false);
             });
         });
+    }
+
+    /// <summary>
+    /// Prometheus metrics on a TCP address of the node (HTTP/1.1, GET /metrics), only when
+    /// Supervisor:MetricsAddress is set. Loopback by default in the manifests; the API stays on the socket.
+    /// </summary>
+    public static void ListenForMetrics(this KestrelServerOptions kestrel, SupervisorOptions options)
+    {
+        if (options.MetricsAddress.Length == 0)
+        {
+            return;
+        }
+        var endpoint = System.Net.IPEndPoint.Parse(options.MetricsAddress);
+        kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http1);
     }
 
     /// <summary>Right after bind: the socket is 0660 (and group-owned when configured); the directory already kept others out.</summary>

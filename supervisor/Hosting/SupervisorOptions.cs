@@ -53,6 +53,9 @@ public sealed class SupervisorOptions
     /// <summary>Replace stale FUSE mounts inside running containers after a remount (needs hostPID).</summary>
     public bool RepairContainers { get; set; } = true;
 
+    /// <summary>"ip:port" for Prometheus metrics (GET /metrics, HTTP/1.1), e.g. 127.0.0.1:9810. Empty: no metrics listener.</summary>
+    public string MetricsAddress { get; set; } = string.Empty;
+
     /// <summary>Upper bound of concurrent volume restores during a rebuild.</summary>
     public int RestoreParallelism { get; set; } = 8;
 }
@@ -95,6 +98,10 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
         if (options.ChildOomScoreAdj is < -1000 or > 1000)
         {
             failures.Add("Supervisor:ChildOomScoreAdj must be between -1000 and 1000.");
+        }
+        if (options.MetricsAddress.Length > 0 && (!System.Net.IPEndPoint.TryParse(options.MetricsAddress, out var metrics) || metrics.Port == 0))
+        {
+            failures.Add($"Supervisor:MetricsAddress '{options.MetricsAddress}' must be ip:port, e.g. 127.0.0.1:9810.");
         }
         if (options.RestoreParallelism is < 1 or > 256)
         {

@@ -35,6 +35,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly VolumeManagerSettings _settings;
     private readonly ILogger<VolumeManager> _logger;
+    private readonly Observability.SupervisorMetrics _metrics;
     private readonly CancellationTokenSource _shutdown = new();
 
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
@@ -50,8 +51,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
         IRecoveryObserver observer,
         TimeProvider time,
         VolumeManagerSettings settings,
-        ILogger<VolumeManager> logger)
+        ILogger<VolumeManager> logger,
+        Observability.SupervisorMetrics? metrics = null)
     {
+        _metrics = metrics ?? new Observability.SupervisorMetrics();
         _launcher = launcher;
         _mounter = mounter;
         _credentials = credentials;
@@ -306,6 +309,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             BindAllTargets(volume);
             volume.Staged = true;
             volume.RestartCount++;
+            _metrics.Restore(success: true);
             SetState(volume, VolumeState.Ready, "Restored", $"s3fs pid {volume.Child?.Pid} serves {stagingPath} and {volume.Targets.Count} target(s)");
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -313,6 +317,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             // Keep the volume known (Failed), so the health loop retries and the operator sees it.
             volume.Staged = true;
             volume.LastError = Message(e);
+            _metrics.Restore(success: false);
             SetState(volume, VolumeState.Failed, "RestoreFailed", volume.LastError);
             ScheduleHeal(volume, "RestoreFailed", volume.LastError);
             await SaveJournalAsync().ConfigureAwait(false);
@@ -472,6 +477,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             volume.Failures++;
             volume.LastError = Message(e);
+            _metrics.Recovery(success: false, _time.GetElapsedTime(started));
             SetState(volume, VolumeState.Failed, "RecoveryFailed", volume.LastError);
             _ = NotifyFailedAsync(volume.Snapshot(), volume.LastError);
             return false;
@@ -479,6 +485,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         volume.Failures = 0;
         volume.RestartCount++;
         var elapsed = _time.GetElapsedTime(started);
+        _metrics.Recovery(success: true, elapsed);
         SetState(volume, VolumeState.Ready, "Recovered", $"s3fs pid {volume.Child?.Pid} serves {volume.StagingPath} and {volume.Targets.Count} target(s) again after {elapsed.TotalMilliseconds:0} ms");
         _ = NotifyRecoveredAsync(volume.Snapshot(), deadDevice);
         return true;

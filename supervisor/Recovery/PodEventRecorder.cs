@@ -12,22 +12,17 @@ public interface IPodEventRecorder
     Task RecordAsync(PodIdentity pod, bool warning, string reason, string message, CancellationToken cancellationToken);
 }
 
-public sealed class NullPodEventRecorder : IPodEventRecorder
-{
-    public Task RecordAsync(PodIdentity pod, bool warning, string reason, string message, CancellationToken cancellationToken) => Task.CompletedTask;
-}
-
-/// <summary>core/v1 Events on the affected pods, so `kubectl describe pod` shows what happened to its volume.</summary>
+/// <summary>core/v1 Events on the affected pods, so `kubectl describe pod` shows what happened to its volume. No API server: nothing.</summary>
 public sealed partial class PodEventRecorder : IPodEventRecorder
 {
-    private readonly IKubernetes _client;
+    private readonly KubernetesAccess _access;
     private readonly string _nodeName;
     private readonly TimeProvider _time;
     private readonly ILogger<PodEventRecorder> _logger;
 
-    public PodEventRecorder(IKubernetes client, string nodeName, TimeProvider time, ILogger<PodEventRecorder> logger)
+    public PodEventRecorder(KubernetesAccess access, string nodeName, TimeProvider time, ILogger<PodEventRecorder> logger)
     {
-        _client = client;
+        _access = access;
         _nodeName = nodeName;
         _time = time;
         _logger = logger;
@@ -35,7 +30,8 @@ public sealed partial class PodEventRecorder : IPodEventRecorder
 
     public async Task RecordAsync(PodIdentity pod, bool warning, string reason, string message, CancellationToken cancellationToken)
     {
-        if (pod.Name.Length == 0 || pod.Namespace.Length == 0)
+        var client = _access.Client;
+        if (client is null || pod.Name.Length == 0 || pod.Namespace.Length == 0)
         {
             return;
         }
@@ -56,7 +52,7 @@ public sealed partial class PodEventRecorder : IPodEventRecorder
         };
         try
         {
-            await _client.CoreV1.CreateNamespacedEventAsync(ev, pod.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await client.CoreV1.CreateNamespacedEventAsync(ev, pod.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -21,12 +21,13 @@ public sealed partial class RebuildService : BackgroundService
     private readonly VolumeManager _volumes;
     private readonly Journal _journal;
     private readonly IMounter _mounter;
-    private readonly IKubernetes? _client;
+    private readonly KubernetesAccess _access;
     private readonly IPodEventRecorder _events;
     private readonly KubernetesOptions _k8s;
     private readonly SupervisorOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<RebuildService> _logger;
+    private readonly Observability.SupervisorMetrics _metrics;
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public RebuildService(
@@ -38,12 +39,14 @@ public sealed partial class RebuildService : BackgroundService
         IOptions<KubernetesOptions> k8s,
         IOptions<SupervisorOptions> options,
         TimeProvider time,
-        ILogger<RebuildService> logger)
+        ILogger<RebuildService> logger,
+        Observability.SupervisorMetrics metrics)
     {
+        _metrics = metrics;
         _volumes = volumes;
         _journal = journal;
         _mounter = mounter;
-        _client = access.Client;
+        _access = access;
         _events = events;
         _k8s = k8s.Value;
         _options = options.Value;
@@ -56,6 +59,8 @@ public sealed partial class RebuildService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Off the start-up path: the host goes on to bind the socket while this runs.
+        await Task.Yield();
         try
         {
             await RebuildAsync(stoppingToken).ConfigureAwait(false);
@@ -95,6 +100,7 @@ public sealed partial class RebuildService : BackgroundService
                 journal.Remove(id);
                 handles.Remove(id);
                 LogDropped(id);
+                _metrics.RebuildOutcome("dropped");
                 _volumes.Report(id, VolumeState.Unmounting, "Dropped", "in the journal, but kubelet has no staging or pod directory for it any more");
             }
         }
@@ -104,7 +110,8 @@ public sealed partial class RebuildService : BackgroundService
         {
             return;
         }
-        if (_client is null)
+        var client = _access.Client;
+        if (client is null)
         {
             LogNoApiServer(handles.Count);
             foreach (var id in handles)
@@ -114,7 +121,7 @@ public sealed partial class RebuildService : BackgroundService
             return;
         }
 
-        var clusterVolumes = new ClusterVolumes(_client, _k8s.DriverName);
+        var clusterVolumes = new ClusterVolumes(client, _k8s.DriverName);
         var pending = new ConcurrentDictionary<string, string>(handles.ToDictionary(h => h, _ => string.Empty), StringComparer.Ordinal);
         var attempt = 0;
         while (!pending.IsEmpty)
@@ -146,6 +153,7 @@ public sealed partial class RebuildService : BackgroundService
                     pending.TryRemove(id, out _);
                     var message = "kubelet has directories for this volume, but no pod on this node uses a PersistentVolume with this handle; not restored (kubelet will unpublish and unstage it)";
                     LogUnexplained(id);
+                    _metrics.RebuildOutcome("unexplained");
                     _volumes.Report(id, VolumeState.Failed, "Unexplained", message);
                     return;
                 }
@@ -177,6 +185,7 @@ public sealed partial class RebuildService : BackgroundService
                         pending[id] = e.Message;
                     }
                     LogNotRestorable(id, e.Message, e.Retry);
+                    _metrics.RebuildOutcome("blocked");
                     _volumes.Report(id, VolumeState.Failed, "RestoreBlocked", e.Message);
                     foreach (var pod in volume.Pods)
                     {
@@ -252,17 +261,28 @@ public sealed partial class RebuildService : BackgroundService
     private partial void LogNoApiServer(int count);
 }
 
-/// <summary>The API server client, or null when none is configured (a bare node, or tests without one).</summary>
+/// <summary>
+/// The API server client, or null when none is configured (a bare node, or tests without one).
+/// Built on first use: loading a kubeconfig and KubernetesClient's types costs about a second under
+/// the JIT, which must not delay the socket (and so the plugin's Probe) at start.
+/// </summary>
 public sealed class KubernetesAccess
 {
+    private readonly Lazy<IKubernetes?> _client;
+
     public KubernetesAccess(IKubernetes? client)
     {
-        Client = client;
+        _client = new Lazy<IKubernetes?>(client);
     }
 
-    public IKubernetes? Client { get; }
+    private KubernetesAccess(Func<IKubernetes?> factory)
+    {
+        _client = new Lazy<IKubernetes?>(factory, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
 
-    public static KubernetesAccess Create(KubernetesOptions options)
+    public IKubernetes? Client => _client.Value;
+
+    public static KubernetesAccess Create(KubernetesOptions options) => new(() =>
     {
         KubernetesClientConfiguration? config = null;
         if (options.Kubeconfig.Length > 0)
@@ -275,9 +295,9 @@ public sealed class KubernetesAccess
         }
         if (config is null)
         {
-            return new KubernetesAccess(null);
+            return null;
         }
         config.HttpClientTimeout = options.RequestTimeout;
-        return new KubernetesAccess(new Kubernetes(config));
-    }
+        return new Kubernetes(config);
+    });
 }

@@ -15,8 +15,11 @@ public sealed partial class RecoveryNotifier : IRecoveryObserver
     private readonly bool _repair;
     private readonly ILogger<RecoveryNotifier> _logger;
 
-    public RecoveryNotifier(ContainerRepairer repairer, IPodEventRecorder events, VolumeEventHub hub, bool repairContainers, ILogger<RecoveryNotifier> logger)
+    private readonly Observability.SupervisorMetrics _metrics;
+
+    public RecoveryNotifier(ContainerRepairer repairer, IPodEventRecorder events, VolumeEventHub hub, bool repairContainers, ILogger<RecoveryNotifier> logger, Observability.SupervisorMetrics metrics)
     {
+        _metrics = metrics;
         _repairer = repairer;
         _events = events;
         _hub = hub;
@@ -34,6 +37,7 @@ public sealed partial class RecoveryNotifier : IRecoveryObserver
             repaired = results.Count(r => r.Success);
             failed.AddRange(results.Where(r => !r.Success).Select(r => $"pid {r.Pid} {r.MountPoint}: {r.Error}"));
             LogRepaired(volume.VolumeId, deadDevice, repaired, failed.Count);
+            _metrics.ContainerRepairs(repaired, failed.Count);
             _hub.Publish(new VolumeEvent
             {
                 Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),

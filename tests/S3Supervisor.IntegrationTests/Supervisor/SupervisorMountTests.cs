@@ -208,6 +208,34 @@ public sealed class SupervisorMountTests : SupervisorTestBase
     }
 
     [SkippableFact]
+    public async Task Metrics_AfterChildKilled_CountRecoveryAndReadyVolume()
+    {
+        await Supervisor.DisposeAsync();
+        var port = FreeLoopbackPort();
+        var supervisor = await StartSupervisorAsync(new Dictionary<string, string> { ["Supervisor__MetricsAddress"] = $"127.0.0.1:{port}" });
+        var staged = await StageAsync("vol-m");
+        await PublishAsync("vol-m", "pod-m");
+        ProcessTree.Signal(staged.Pid, 9);
+        await supervisor.WaitForStateAsync("vol-m", VolumeState.Ready, TimeSpan.FromSeconds(30), v => v.RestartCount == 1);
+
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+
+        Assert.Contains("s3supervisor_volumes{state=\"Ready\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("s3supervisor_publish_targets 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("s3supervisor_s3fs_restarts_total 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("s3supervisor_recoveries_total{result=\"success\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("s3supervisor_recovery_duration_seconds_count 1\n", text, StringComparison.Ordinal);
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [SkippableFact]
     public async Task Socket_PermissionsAreRestricted()
     {
         Assert.Equal(
