@@ -304,9 +304,9 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
             }
-            UnmountAll(volume);
+            UnmountStaging(volume);
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
-            BindAllTargets(volume);
+            RebindAllTargets(volume);
             volume.Staged = true;
             volume.RestartCount++;
             _metrics.Restore(success: true);
@@ -468,10 +468,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
             // The connection is already dead or hung: nothing more reaches S3 through it, so a short
             // grace is enough before the replacement starts.
             await StopChildAsync(volume, HealGrace).ConfigureAwait(false);
-            UnmountAll(volume);
+            UnmountStaging(volume);
             SetState(volume, VolumeState.Recovering, "Remounting", $"starting s3fs again (attempt {volume.Failures + 1})");
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
-            BindAllTargets(volume);
+            RebindAllTargets(volume);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -660,21 +660,21 @@ public sealed partial class VolumeManager : IAsyncDisposable
         child.Dispose();
     }
 
-    private void UnmountAll(ManagedVolume volume)
+    /// <summary>
+    /// Only the staging mount goes before a restart (s3fs needs its mountpoint). The publish targets
+    /// keep the dead mount until the new s3fs answers: a target must never be an empty directory on
+    /// the node's disk, where a container started meanwhile would write without an error.
+    /// </summary>
+    private void UnmountStaging(ManagedVolume volume)
     {
-        foreach (var target in TargetPaths(volume))
-        {
-            while (_mounter.UnmountLazy(target))
-            {
-            }
-        }
         while (_mounter.UnmountLazy(volume.StagingPath))
         {
         }
         volume.Device = string.Empty;
     }
 
-    private void BindAllTargets(ManagedVolume volume)
+    /// <summary>Swaps every target to the live staging mount: dead layers off, the new bind on, one target at a time.</summary>
+    private void RebindAllTargets(ManagedVolume volume)
     {
         PublishTarget[] targets;
         lock (volume.Targets)
@@ -683,6 +683,9 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         foreach (var target in targets)
         {
+            while (_mounter.UnmountLazy(target.TargetPath))
+            {
+            }
             _mounter.CreateDirectory(target.TargetPath);
             _mounter.Bind(volume.StagingPath, target.TargetPath, target.ReadOnly);
         }

@@ -94,6 +94,27 @@ public sealed class VolumeManagerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HealFailing_TargetsKeepTheDeadMount_NeverAnEmptyDirectory()
+    {
+        await StageAsync("v1");
+        await _manager.PublishAsync("v1", "/k/pods/a/mount", false, null, CancellationToken.None);
+        var dead = _mounter.FindMount("/k/pods/a/mount")!.Device;
+        _mounter.KillConnection(Staging);
+        _launcher.FailNext = 1;
+
+        _launcher.Started[0].Exit(137);
+
+        await WaitAsync(v => v.State == VolumeState.Failed);
+        // The pod's target still holds the dead connection (ENOTCONN), not the node's disk.
+        Assert.Equal(dead, _mounter.FindMount("/k/pods/a/mount")?.Device);
+        Assert.Null(_mounter.FindMount(Staging));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var healed = await WaitAsync(v => v.State == VolumeState.Ready);
+        Assert.Equal(healed.Device, _mounter.FindMount("/k/pods/a/mount")!.Device);
+        Assert.NotEqual(dead, healed.Device);
+    }
+
+    [Fact]
     public async Task HealthCheck_EnotconnWithoutExit_Heals()
     {
         await StageAsync("v1");
