@@ -26,15 +26,16 @@ public sealed class CredentialStore
         File.SetUnixFileMode(Directory, DirectoryMode);
     }
 
-    /// <summary>The directory of one volume (its passwd file, or an AWS credentials file for a session token).</summary>
+    /// <summary>The private directory of one volume (its passwd file).</summary>
     public string VolumeDirectory(string volumeId) => Path.Combine(Directory, FileName(volumeId));
 
     public string PasswdFile(string volumeId) => Path.Combine(VolumeDirectory(volumeId), "passwd");
 
     /// <summary>
-    /// Writes the credentials of a volume and returns the passwd file path. With a session token
-    /// s3fs's passwd format has no place for it, so an AWS credentials file is written as well, found by
-    /// s3fs through HOME (set to this directory for that child only).
+    /// Writes the credentials of a volume and returns the passwd file path. Session tokens are
+    /// refused: s3fs 1.90 reads them only from its environment or the invoking user's own
+    /// ~/.aws/credentials (not from a passwd file, and not through $HOME), and secrets never go into
+    /// a child's environment.
     /// </summary>
     public string Write(string volumeId, Credentials credentials)
     {
@@ -43,9 +44,9 @@ public sealed class CredentialStore
         {
             throw Validate.Invalid("credentials.secret_access_key", "must not contain ':', newlines or control characters");
         }
-        if (credentials.SessionToken.Any(c => c is '\n' or '\r' || char.IsControl(c)))
+        if (credentials.SessionToken.Length > 0)
         {
-            throw Validate.Invalid("credentials.session_token", "must not contain newlines or control characters");
+            throw Validate.Invalid("credentials.session_token", "is not supported: s3fs 1.90 takes a session token only from its environment, where no secret may go; use long-lived keys for this volume");
         }
         EnsureDirectory();
         var dir = VolumeDirectory(volumeId);
@@ -53,18 +54,8 @@ public sealed class CredentialStore
         File.SetUnixFileMode(dir, DirectoryMode);
         var passwd = PasswdFile(volumeId);
         WriteAtomically(passwd, $"{credentials.AccessKeyId}:{credentials.SecretAccessKey}\n");
-        if (credentials.SessionToken.Length > 0)
-        {
-            var aws = Path.Combine(dir, ".aws");
-            System.IO.Directory.CreateDirectory(aws, DirectoryMode);
-            WriteAtomically(
-                Path.Combine(aws, "credentials"),
-                $"[default]\naws_access_key_id = {credentials.AccessKeyId}\naws_secret_access_key = {credentials.SecretAccessKey}\naws_session_token = {credentials.SessionToken}\n");
-        }
         return passwd;
     }
-
-    public bool HasSessionToken(string volumeId) => File.Exists(Path.Combine(VolumeDirectory(volumeId), ".aws", "credentials"));
 
     public bool Exists(string volumeId) => File.Exists(PasswdFile(volumeId));
 
@@ -73,8 +64,7 @@ public sealed class CredentialStore
     {
         try
         {
-            return File.ReadAllText(PasswdFile(volumeId)) == $"{credentials.AccessKeyId}:{credentials.SecretAccessKey}\n"
-                && HasSessionToken(volumeId) == (credentials.SessionToken.Length > 0);
+            return File.ReadAllText(PasswdFile(volumeId)) == $"{credentials.AccessKeyId}:{credentials.SecretAccessKey}\n";
         }
         catch (IOException)
         {

@@ -24,13 +24,12 @@ public interface IS3fsProcess : IDisposable
 
 public interface IS3fsLauncher
 {
-    /// <param name="home">HOME for the child (a private directory holding an AWS credentials file), or null.</param>
-    IS3fsProcess Start(IReadOnlyList<string> arguments, string? home);
+    IS3fsProcess Start(IReadOnlyList<string> arguments);
 }
 
 /// <summary>
-/// Starts s3fs as a direct child. The child's environment is rebuilt from nothing (PATH only, HOME
-/// when given), so no variable of the supervisor's, secret or not, reaches it. Descriptors do not
+/// Starts s3fs as a direct child. The child's environment is rebuilt from nothing (PATH only),
+/// so no variable of the supervisor's, secret or not, reaches it. Descriptors do not
 /// leak: Program marks every inherited one close-on-exec at start.
 /// </summary>
 public sealed partial class S3fsLauncher : IS3fsLauncher
@@ -46,7 +45,7 @@ public sealed partial class S3fsLauncher : IS3fsLauncher
         _logger = logger;
     }
 
-    public IS3fsProcess Start(IReadOnlyList<string> arguments, string? home)
+    public IS3fsProcess Start(IReadOnlyList<string> arguments)
     {
         var info = new ProcessStartInfo(_s3fsPath)
         {
@@ -62,10 +61,6 @@ public sealed partial class S3fsLauncher : IS3fsLauncher
         }
         info.Environment.Clear();
         info.Environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-        if (home is not null)
-        {
-            info.Environment["HOME"] = home;
-        }
         var process = Process.Start(info) ?? throw new InvalidOperationException("s3fs did not start");
         process.StandardInput.Close();
         var child = new S3fsProcess(process);

@@ -41,6 +41,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
     private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
     private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _journalLock = new(1, 1);
 
     public VolumeManager(
         IS3fsLauncher launcher,
@@ -82,8 +83,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>Starts s3fs at the staging path and returns once the mount answers.</summary>
     public async Task<Volume> StageAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, CancellationToken cancellationToken)
     {
-        var (volume, created) = GetOrAdd(volumeId);
-        await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
+        var (volume, created, held) = await AcquireAsync(volumeId, wait: false, cancellationToken).ConfigureAwait(false);
+        await using var lease = held;
         if (volume.Staged)
         {
             if (volume.StagingPath != stagingPath || !volume.Source.Equals(source))
@@ -113,17 +114,22 @@ public sealed partial class VolumeManager : IAsyncDisposable
             }
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
             volume.Staged = true;
-            SetState(volume, VolumeState.Ready, "Staged", $"s3fs pid {volume.Child?.Pid} mounted {Describe(source)} at {stagingPath}");
             await SaveJournalAsync().ConfigureAwait(false);
+            SetState(volume, VolumeState.Ready, "Staged", $"s3fs pid {volume.Child?.Pid} mounted {Describe(source)} at {stagingPath}");
             return volume.Snapshot();
         }
         catch
         {
-            if (created)
+            // Nothing half-made survives a failed first stage: no child, no mount, no record, no secret.
+            volume.Staged = false;
+            volume.Stopping = true;
+            await StopChildAsync(volume, HealGrace).ConfigureAwait(false);
+            if (volume.Device.Length > 0)
             {
-                Forget(volume);
-                _credentials.Remove(volumeId);
+                UnmountStaging(volume);
             }
+            Forget(volume);
+            _credentials.Remove(volumeId);
             throw;
         }
     }
@@ -275,8 +281,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// </summary>
     public async Task<Volume> RestoreAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, IEnumerable<PublishTarget> targets, CancellationToken cancellationToken)
     {
-        var (volume, created) = GetOrAdd(volumeId);
-        await using var held = await LockAsync(volume, wait: true, cancellationToken).ConfigureAwait(false);
+        var (volume, created, held) = await AcquireAsync(volumeId, wait: true, cancellationToken).ConfigureAwait(false);
+        await using var lease = held;
         if (!created && volume.Staged)
         {
             return volume.Snapshot();
@@ -407,10 +413,11 @@ public sealed partial class VolumeManager : IAsyncDisposable
             }
             volume.HealPending = true;
         }
-        _ = Task.Run(() => HealLoopAsync(volume, reason, message), CancellationToken.None);
+        var observed = volume.Device;
+        _ = Task.Run(() => HealLoopAsync(volume, reason, message, observed), CancellationToken.None);
     }
 
-    private async Task HealLoopAsync(ManagedVolume volume, string reason, string message)
+    private async Task HealLoopAsync(ManagedVolume volume, string reason, string message, string observedDevice)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token, volume.Lifetime.Token);
         try
@@ -423,7 +430,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
                     LogBackoff(volume.VolumeId, volume.Failures, delay.TotalSeconds);
                     await Task.Delay(delay, _time, linked.Token).ConfigureAwait(false);
                 }
-                if (await TryHealAsync(volume, reason, message, linked.Token).ConfigureAwait(false))
+                if (await TryHealAsync(volume, reason, message, linked.Token, observedDevice).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -453,10 +460,16 @@ public sealed partial class VolumeManager : IAsyncDisposable
     }
 
     /// <summary>One heal attempt: lazily unmount the stale staging mount and binds, start s3fs, re-bind every target.</summary>
-    private async Task<bool> TryHealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken)
+    /// <param name="observedDevice">The connection that looked dead when the heal was scheduled; when the volume
+    /// has been remounted since (an operator remount, a restore), the heal is moot.</param>
+    private async Task<bool> TryHealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken, string? observedDevice = null)
     {
         await using var held = await LockAsync(volume, wait: true, cancellationToken).ConfigureAwait(false);
         if (volume.Stopping || !volume.Staged)
+        {
+            return true;
+        }
+        if (observedDevice is not null && volume.State == VolumeState.Ready && volume.Device.Length > 0 && volume.Device != observedDevice)
         {
             return true;
         }
@@ -526,7 +539,6 @@ public sealed partial class VolumeManager : IAsyncDisposable
     {
         _mounter.CreateDirectory(volume.StagingPath);
         var passwd = volume.Source.Options.PublicBucket ? null : _credentials.PasswdFile(volume.VolumeId);
-        var home = passwd is not null && _credentials.HasSessionToken(volume.VolumeId) ? _credentials.VolumeDirectory(volume.VolumeId) : null;
         string? cache = null;
         if (volume.Source.Options.UseCache)
         {
@@ -534,7 +546,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         var arguments = S3fsArguments.Build(volume.Source, volume.StagingPath, passwd, cache);
-        var child = _launcher.Start(arguments, home);
+        var child = _launcher.Start(arguments);
         volume.Child = child;
         LogChildStarted(volume.VolumeId, child.Pid, volume.StagingPath);
         var deadline = _time.GetTimestamp();
@@ -549,13 +561,13 @@ public sealed partial class VolumeManager : IAsyncDisposable
                     throw ChildFailed(volume, child, $"s3fs exited with code {code} before the mount was ready");
                 }
                 var mount = _mounter.FindMount(volume.StagingPath);
-                if (mount is { IsFuse: true } && _mounter.Stat(volume.StagingPath) == 0)
+                if (mount is { IsFuse: true } && await StatBeforeDeadlineAsync(volume, child, volume.StagingPath, deadline, cancellationToken).ConfigureAwait(false) == 0)
                 {
                     // s3fs 1.90 mounts first and checks the bucket and credentials inside its FUSE
                     // init, then exits (with code 0!) when they are wrong. A stat of a name that
                     // does not exist makes it ask S3 (HEAD) with the credentials: ENOENT means S3
                     // answered and let us in.
-                    var probe = _mounter.Stat(Path.Combine(volume.StagingPath, ReadinessProbeName));
+                    var probe = await StatBeforeDeadlineAsync(volume, child, Path.Combine(volume.StagingPath, ReadinessProbeName), deadline, cancellationToken).ConfigureAwait(false);
                     if (probe is Errno.EACCES or Errno.EPERM)
                     {
                         throw ChildFailed(volume, child, "S3 denied access (check the credentials and the bucket policy)", StatusCode.PermissionDenied);
@@ -586,6 +598,24 @@ public sealed partial class VolumeManager : IAsyncDisposable
             throw;
         }
         WatchChild(volume, child);
+    }
+
+    /// <summary>
+    /// A stat through a mount whose s3fs is still in its FUSE init (which checks the bucket over the
+    /// network) blocks until that check ends, possibly minutes against an unreachable endpoint. The stat
+    /// runs on a worker and the mount timeout and cancellation still apply; the caller kills the child
+    /// on failure, which makes the blocked stat return.
+    /// </summary>
+    private async Task<int> StatBeforeDeadlineAsync(ManagedVolume volume, IS3fsProcess child, string path, long started, CancellationToken cancellationToken)
+    {
+        var remaining = _settings.MountTimeout - _time.GetElapsedTime(started);
+        var stat = Task.Run(() => _mounter.Stat(path), CancellationToken.None);
+        if (remaining <= TimeSpan.Zero || await Task.WhenAny(stat, Task.Delay(remaining, _time, cancellationToken)).ConfigureAwait(false) != stat)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            throw ChildFailed(volume, child, $"the mount did not answer within {_settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)");
+        }
+        return await stat.ConfigureAwait(false);
     }
 
     private void WatchChild(ManagedVolume volume, IS3fsProcess child)
@@ -742,6 +772,24 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Gets (or creates) the record and takes its lock, making sure the record is still the live one:
+    /// a call that waited for the lock while a failed stage forgot the record starts over.
+    /// </summary>
+    private async Task<(ManagedVolume Volume, bool Created, LockHolder Held)> AcquireAsync(string volumeId, bool wait, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var (volume, created) = GetOrAdd(volumeId);
+            var held = await LockAsync(volume, wait, cancellationToken).ConfigureAwait(false);
+            if (Find(volumeId) == volume)
+            {
+                return (volume, created, held);
+            }
+            await held.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
     private ManagedVolume? Find(string volumeId)
     {
         lock (_volumesLock)
@@ -799,15 +847,24 @@ public sealed partial class VolumeManager : IAsyncDisposable
     }
 
     /// <summary>Writes the journal now (the rebuild calls it after dropping records).</summary>
-    public Task SaveJournalAsync()
+    public async Task SaveJournalAsync()
     {
-        var known = List();
-        Volume[] pending;
-        lock (_pendingRecords)
+        // Snapshot and write under one lock: a later snapshot is never overwritten by an earlier one.
+        await _journalLock.WaitAsync().ConfigureAwait(false);
+        try
         {
-            pending = _pendingRecords.Values.Where(p => known.All(k => k.VolumeId != p.VolumeId)).ToArray();
+            var known = List();
+            Volume[] pending;
+            lock (_pendingRecords)
+            {
+                pending = _pendingRecords.Values.Where(p => known.All(k => k.VolumeId != p.VolumeId)).ToArray();
+            }
+            await _journal.SaveAsync(known.Concat(pending), CancellationToken.None).ConfigureAwait(false);
         }
-        return _journal.SaveAsync(known.Concat(pending), CancellationToken.None);
+        finally
+        {
+            _journalLock.Release();
+        }
     }
 
     /// <summary>Publishes an event about a volume the manager does not hold (the rebuild's reports).</summary>

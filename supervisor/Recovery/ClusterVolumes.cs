@@ -66,14 +66,18 @@ public sealed class ClusterVolumes
             }
             foreach (var volume in pod.Spec?.Volumes ?? [])
             {
-                if (volume.PersistentVolumeClaim is { } pvc)
+                // A generic ephemeral volume's claim is named <pod>-<volume> by the ephemeral volume controller.
+                var claimName = volume.PersistentVolumeClaim?.ClaimName
+                    ?? (volume.Ephemeral is not null ? $"{pod.Metadata.Name}-{volume.Name}" : null);
+                if (claimName is not null)
                 {
-                    var key = (pod.Metadata.NamespaceProperty ?? "default", pvc.ClaimName);
+                    var pvc = volume.PersistentVolumeClaim;
+                    var key = (pod.Metadata.NamespaceProperty ?? "default", claimName);
                     if (!claims.TryGetValue(key, out var uses))
                     {
                         claims[key] = uses = [];
                     }
-                    uses.Add(new PodUse(pod.Metadata.Uid ?? string.Empty, pod.Metadata.Name ?? string.Empty, key.Item1, pvc.ReadOnlyProperty ?? false));
+                    uses.Add(new PodUse(pod.Metadata.Uid ?? string.Empty, pod.Metadata.Name ?? string.Empty, key.Item1, pvc?.ReadOnlyProperty ?? false));
                 }
             }
         }
@@ -103,8 +107,8 @@ public sealed class ClusterVolumes
                 pv!.Spec.StorageClassName ?? claim!.Spec?.StorageClassName,
                 csi.ReadOnlyProperty ?? false,
                 pv.Spec.MountOptions?.ToArray() ?? [],
-                // kubelet asks for MULTI_NODE_READER_ONLY when ReadOnlyMany is the PV's only mode.
-                pv.Spec.AccessModes is { Count: > 0 } modes && modes.All(m => m == "ReadOnlyMany"),
+                // kubelet's CSI mounter takes the PV's first access mode (ReadOnlyMany: MULTI_NODE_READER_ONLY).
+                pv.Spec.AccessModes is { Count: > 0 } modes && modes[0] == "ReadOnlyMany",
                 uses);
         }
         return result;

@@ -22,6 +22,7 @@ public sealed partial class RebuildService : BackgroundService
     private readonly Journal _journal;
     private readonly IMounter _mounter;
     private readonly KubernetesAccess _access;
+    private readonly PathGuard _paths;
     private readonly IPodEventRecorder _events;
     private readonly KubernetesOptions _k8s;
     private readonly SupervisorOptions _options;
@@ -35,6 +36,7 @@ public sealed partial class RebuildService : BackgroundService
         Journal journal,
         IMounter mounter,
         KubernetesAccess access,
+        PathGuard paths,
         IPodEventRecorder events,
         IOptions<KubernetesOptions> k8s,
         IOptions<SupervisorOptions> options,
@@ -47,6 +49,7 @@ public sealed partial class RebuildService : BackgroundService
         _journal = journal;
         _mounter = mounter;
         _access = access;
+        _paths = paths;
         _events = events;
         _k8s = k8s.Value;
         _options = options.Value;
@@ -65,8 +68,13 @@ public sealed partial class RebuildService : BackgroundService
         {
             await RebuildAsync(stoppingToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        catch (Exception e)
+        {
+            // Never let the rebuild stop the host: that would kill every healthy mount on the node.
+            LogRebuildFailed(e.ToString());
         }
         finally
         {
@@ -78,6 +86,7 @@ public sealed partial class RebuildService : BackgroundService
     {
         var started = _time.GetTimestamp();
         var kubelet = KubeletVolumes.Scan(_k8s.KubeletRoot, _k8s.DriverName);
+        var attempt = 0;
         var journal = _journal.Load().ToDictionary(v => v.VolumeId, StringComparer.Ordinal);
         var handles = new SortedSet<string>(StringComparer.Ordinal);
         handles.UnionWith(journal.Keys);
@@ -123,7 +132,6 @@ public sealed partial class RebuildService : BackgroundService
 
         var clusterVolumes = new ClusterVolumes(client, _k8s.DriverName);
         var pending = new ConcurrentDictionary<string, string>(handles.ToDictionary(h => h, _ => string.Empty), StringComparer.Ordinal);
-        var attempt = 0;
         while (!pending.IsEmpty)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -146,8 +154,23 @@ public sealed partial class RebuildService : BackgroundService
                 continue;
             }
 
+            // kubelet may have unpublished or unstaged a pending volume meanwhile (our answer for an
+            // unknown volume is "done"): look again before each round, never resurrect what it removed.
+            if (attempt > 0)
+            {
+                kubelet = KubeletVolumes.Scan(_k8s.KubeletRoot, _k8s.DriverName);
+            }
             await Parallel.ForEachAsync(pending.Keys.ToArray(), new ParallelOptions { MaxDegreeOfParallelism = _options.RestoreParallelism, CancellationToken = cancellationToken }, async (id, ct) =>
             {
+                if (!kubelet.Stagings.Any(s => s.VolumeHandle == id && Exists(s.StagingPath)) && !kubelet.Targets.Any(t => t.VolumeHandle == id && Exists(t.TargetPath)))
+                {
+                    pending.TryRemove(id, out _);
+                    _volumes.ClearPendingRecord(id);
+                    LogDropped(id);
+                    _metrics.RebuildOutcome("dropped");
+                    _volumes.Report(id, VolumeState.Unmounting, "Dropped", "kubelet no longer has a staging or pod directory for it");
+                    return;
+                }
                 if (!cluster.TryGetValue(id, out var volume))
                 {
                     pending.TryRemove(id, out _);
@@ -160,14 +183,38 @@ public sealed partial class RebuildService : BackgroundService
                 try
                 {
                     var (source, credentials) = await clusterVolumes.ResolveAsync(volume, ct).ConfigureAwait(false);
-                    var staging = kubelet.Stagings.FirstOrDefault(s => s.VolumeHandle == id)?.StagingPath
-                        ?? (journal.TryGetValue(id, out var r) && r.StagingPath.Length > 0 ? r.StagingPath : KubeletVolumes.StagingPathFor(_k8s.KubeletRoot, _k8s.DriverName, id));
-                    var targets = Targets(id, volume, kubelet, journal.GetValueOrDefault(id));
+                    if (journal.TryGetValue(id, out var record) && record.Source is not null)
+                    {
+                        // Exactly what kubelet staged before the restart (mount flags, access mode included);
+                        // the API server only supplies the credentials.
+                        source = Common.VolumeSourceRules.Check(record.Source);
+                    }
+                    var staging = _paths.Check(
+                        kubelet.Stagings.FirstOrDefault(s => s.VolumeHandle == id)?.StagingPath
+                        ?? (record is { StagingPath.Length: > 0 } ? record.StagingPath : KubeletVolumes.StagingPathFor(_k8s.KubeletRoot, _k8s.DriverName, id)),
+                        "staging_path");
+                    var targets = Targets(id, volume, kubelet, record).Where(t => Exists(t.TargetPath)).ToList();
+                    foreach (var target in targets)
+                    {
+                        target.TargetPath = _paths.Check(target.TargetPath, "target_path");
+                    }
                     var restored = await _volumes.RestoreAsync(id, staging, source, credentials, targets, ct).ConfigureAwait(false);
                     pending.TryRemove(id, out _);
                     if (restored.State != VolumeState.Ready)
                     {
                         LogRestoreFailed(id, restored.LastError);
+                    }
+                }
+                catch (Exception e) when (e is not VolumeNotRestorableException && !ct.IsCancellationRequested)
+                {
+                    // An API error (403, 429, 5xx, a timeout), a bad path, a journal write: this volume waits for
+                    // the next round; the others go on.
+                    var message = e is Grpc.Core.RpcException rpc ? rpc.Status.Detail : e.Message;
+                    if (!pending.TryGetValue(id, out var last) || last != message)
+                    {
+                        pending[id] = message;
+                        LogNotRestorable(id, message, true);
+                        _volumes.Report(id, VolumeState.Failed, "RestoreBlocked", message);
                     }
                 }
                 catch (VolumeNotRestorableException e)
@@ -220,6 +267,9 @@ public sealed partial class RebuildService : BackgroundService
         return result;
     }
 
+    /// <summary>A directory kubelet still has: it answers stat, or it is a dead FUSE mount (ENOTCONN).</summary>
+    private bool Exists(string path) => _mounter.Stat(path) is 0 or Interop.Errno.ENOTCONN;
+
     private void ClearDeadMounts(string stagingPath, IEnumerable<string> targets)
     {
         foreach (var path in targets.Append(stagingPath))
@@ -256,6 +306,9 @@ public sealed partial class RebuildService : BackgroundService
 
     [LoggerMessage(EventId = 1506, Level = LogLevel.Information, Message = "Rebuild: {Count} volume(s) handled in {Milliseconds} ms")]
     private partial void LogRebuilt(int count, double milliseconds);
+
+    [LoggerMessage(EventId = 1508, Level = LogLevel.Error, Message = "Rebuild stopped by an unexpected error; volumes not yet restored wait for kubelet or a restart: {Error}")]
+    private partial void LogRebuildFailed(string error);
 
     [LoggerMessage(EventId = 1507, Level = LogLevel.Error, Message = "Rebuild: {Count} volume(s) need restoring but no Kubernetes API server is configured")]
     private partial void LogNoApiServer(int count);

@@ -160,6 +160,25 @@ public sealed class RebuildTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task SecretsForbidden_SupervisorStaysUpAndRecoversOnceAllowed()
+    {
+        var first = await StartSupervisorAsync();
+        await SetUpNodeAsync(first, containers: false);
+        await first.KillAsync();
+        _api!.ForbidResource("secrets");
+
+        var second = await StartSupervisorAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(second.HasExited, second.Output);
+        Assert.Empty((await second.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
+        Assert.Contains("Forbidden", second.Output, StringComparison.Ordinal);
+
+        _api.AllowResource("secrets");
+        var volumes = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60));
+        Assert.Equal(VolumeCount, volumes.Count);
+    }
+
+    [SkippableFact]
     public async Task OneSecretMissing_OthersRecoverAndThatOneIsReported()
     {
         var first = await StartSupervisorAsync();

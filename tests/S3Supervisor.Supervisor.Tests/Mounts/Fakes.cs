@@ -103,7 +103,7 @@ internal sealed class FakeLauncher : IS3fsLauncher
     /// <summary>How many upcoming starts fail (exit 1 at once with an error).</summary>
     public int FailNext { get; set; }
 
-    public IS3fsProcess Start(IReadOnlyList<string> arguments, string? home)
+    public IS3fsProcess Start(IReadOnlyList<string> arguments)
     {
         var process = new FakeProcess(_nextPid++, arguments);
         Started.Add(process);
