@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using S3Supervisor.Api.V1;
+using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Supervisor;
+
+namespace S3Supervisor.IntegrationTests.Supervisor;
+
+/// <summary>The operator CLI (`s3supervisor list|get|watch|remount`) against a real supervisor's socket.</summary>
+[Collection(RgwFixture.Collection)]
+public sealed class OperatorCliTests : SupervisorTestBase
+{
+    public OperatorCliTests(RgwFixture rgw)
+        : base(rgw)
+    {
+    }
+
+    [SkippableFact]
+    public async Task Cli_ListGetRemount_ShowAndSteerTheVolume()
+    {
+        var staged = await StageAsync("cli-vol", prefix: "cli");
+        await PublishAsync("cli-vol", "pod-cli");
+
+        var list = await RunAsync("list");
+        Assert.Equal(0, list.Code);
+        var row = Assert.Single(list.Stdout.Split('\n'), l => l.StartsWith("cli-vol ", StringComparison.Ordinal));
+        Assert.Contains("Ready", row, StringComparison.Ordinal);
+        Assert.Contains($"s3://{Bucket}/cli", row, StringComparison.Ordinal);
+
+        var get = await RunAsync("get", "cli-vol");
+        Assert.Equal(0, get.Code);
+        Assert.Contains("\"volumeId\": \"cli-vol\"", get.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.SecretKey, get.Stdout, StringComparison.Ordinal);
+
+        var remount = await RunAsync("remount", "cli-vol");
+        Assert.Equal(0, remount.Code);
+        Assert.Contains("cli-vol: Ready", remount.Stdout, StringComparison.Ordinal);
+        var after = await Supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "cli-vol" });
+        Assert.NotEqual(staged.Pid, after.Pid);
+        Assert.Equal(1, after.RestartCount);
+
+        var missing = await RunAsync("get", "no-such-volume");
+        Assert.Equal(1, missing.Code);
+        Assert.Contains("NotFound", missing.Stderr, StringComparison.Ordinal);
+    }
+
+    private async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(SupervisorProcess.BinaryPath);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.ArgumentList.Add("--socket");
+        info.ArgumentList.Add(Layout.SocketPath);
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
