@@ -54,13 +54,24 @@ public static class NodeRequests
         {
             throw Validate.Invalid($"volume_context[{VolumeContext.Ephemeral}]", "inline ephemeral volumes are not supported; use a PersistentVolume");
         }
-        return new PublishVolumeRequest
+        var publish = new PublishVolumeRequest
         {
             VolumeId = volumeId,
             TargetPath = targetPath,
             ReadOnly = request.Readonly || CsiValidation.IsReaderOnly(mode),
             Pod = CsiValidation.Pod(request.VolumeContext),
         };
+        // Node-publish secrets, re-sent by kubelet on every republish: how rotated keys reach the supervisor.
+        if (CsiValidation.Credentials(request.Secrets) is { } credentials)
+        {
+            publish.Credentials = new Credentials
+            {
+                AccessKeyId = credentials.AccessKeyId,
+                SecretAccessKey = credentials.SecretAccessKey,
+                SessionToken = credentials.SessionToken ?? string.Empty,
+            };
+        }
+        return publish;
     }
 
     /// <summary>Whether a path is the volume's staging path or one of its publish targets.</summary>

@@ -32,7 +32,8 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         var id = Validate.VolumeId(request.VolumeId);
         var target = _paths.Check(request.TargetPath, "target_path");
         var pod = request.Pod is null ? null : CheckPod(request.Pod);
-        var volume = await _volumes.PublishAsync(id, target, request.ReadOnly, pod, context.CancellationToken);
+        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CheckCredentials(c) : null;
+        var volume = await _volumes.PublishAsync(id, target, request.ReadOnly, pod, context.CancellationToken, credentials);
         return new PublishVolumeResponse { Volume = volume };
     }
 

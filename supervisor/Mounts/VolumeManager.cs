@@ -91,12 +91,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 throw new RpcException(new Status(StatusCode.AlreadyExists, $"volume_id: {volumeId} is already staged at {volume.StagingPath} with a different source"));
             }
-            if (credentials is not null && !source.Options.PublicBucket && !_credentials.Matches(volumeId, credentials))
-            {
-                // Rotated keys: s3fs reads its passwd file at start, so the next (re)start uses them.
-                _credentials.Write(volumeId, credentials);
-                LogCredentialsRotated(volumeId);
-            }
+            RotateCredentials(volume, credentials);
             return volume.State == VolumeState.Ready
                 ? volume.Snapshot()
                 : throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is staged but {StateName(volume.State)}; the supervisor is healing it, retry later"));
@@ -134,7 +129,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
     }
 
-    public async Task<Volume> PublishAsync(string volumeId, string targetPath, bool readOnly, PodRef? pod, CancellationToken cancellationToken)
+    /// <param name="credentials">Node-publish credentials, if any: rotated keys replace the stored ones.</param>
+    public async Task<Volume> PublishAsync(string volumeId, string targetPath, bool readOnly, PodRef? pod, CancellationToken cancellationToken, Credentials? credentials = null)
     {
         var volume = Find(volumeId) ?? throw NotFound(volumeId);
         await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
@@ -142,6 +138,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             throw NotFound(volumeId);
         }
+        RotateCredentials(volume, credentials);
         if (targetPath == volume.StagingPath)
         {
             throw Common.Validate.Invalid("target_path", "must differ from the staging path");
@@ -191,6 +188,16 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         Emit(volume, "Published", $"bound to {targetPath}{(readOnly ? " read-only" : string.Empty)}{PodSuffix(pod)}");
         return volume.Snapshot();
+    }
+
+    /// <summary>Rotated keys: s3fs reads its passwd file at start, so the next (re)start of s3fs uses them.</summary>
+    private void RotateCredentials(ManagedVolume volume, Credentials? credentials)
+    {
+        if (credentials is not null && !volume.Source.Options.PublicBucket && !_credentials.Matches(volume.VolumeId, credentials))
+        {
+            _credentials.Write(volume.VolumeId, credentials);
+            LogCredentialsRotated(volume.VolumeId);
+        }
     }
 
     /// <summary>Removes one publish target. Succeeds when it is already gone; clears a leftover s3fs bind of an unknown volume.</summary>

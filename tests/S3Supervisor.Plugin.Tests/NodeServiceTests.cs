@@ -373,6 +373,27 @@ public sealed class NodeServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NodePublishVolume_PublishSecrets_ForwardsThemForRotation()
+    {
+        await _node.NodeStageVolume(TestData.Stage(), _context);
+        var request = TestData.Publish();
+        request.Secrets.Add(new Dictionary<string, string> { ["accessKeyID"] = "ROTATED", ["secretAccessKey"] = "rotated-secret" });
+
+        await _node.NodePublishVolume(request, _context);
+
+        var publish = Supervisor.OnlyRequest<PublishVolumeRequest>();
+        Assert.Equal(("ROTATED", "rotated-secret"), (publish.Credentials.AccessKeyId, publish.Credentials.SecretAccessKey));
+    }
+
+    [Fact]
+    public async Task NodePublishVolume_NoSecrets_SendsNoCredentials()
+    {
+        await _node.NodeStageVolume(TestData.Stage(), _context);
+        await _node.NodePublishVolume(TestData.Publish(), _context);
+        Assert.Null(Supervisor.OnlyRequest<PublishVolumeRequest>().Credentials);
+    }
+
+    [Fact]
     public async Task NodePublishVolume_NoPodInfo_PublishesWithoutPod()
     {
         await _node.NodeStageVolume(TestData.Stage(), _context);

@@ -154,6 +154,19 @@ public sealed class VolumeManagerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Publish_WithRotatedKeys_ReplacesStoredCredentialsForTheNextStart()
+    {
+        await StageAsync("v1");
+        var passwd = Path.Combine(_dir, "secrets", "v1", "passwd");
+        Assert.Equal("AKID:SECRET-VALUE\n", await File.ReadAllTextAsync(passwd));
+
+        await _manager.PublishAsync("v1", "/k/pods/a/mount", false, null, CancellationToken.None, new Credentials { AccessKeyId = "AKID2", SecretAccessKey = "NEW-SECRET" });
+
+        Assert.Equal("AKID2:NEW-SECRET\n", await File.ReadAllTextAsync(passwd));
+        Assert.Single(_launcher.Started);
+    }
+
+    [Fact]
     public async Task Journal_RecordsTargetsWithoutSecrets()
     {
         await StageAsync("v1");
