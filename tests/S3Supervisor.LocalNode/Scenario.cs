@@ -176,7 +176,7 @@ internal sealed class Scenario : IAsyncDisposable
         _containers.Clear();
         await _plugin.Node.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = created.VolumeId, StagingTargetPath = staging });
         await _plugin.Controller.DeleteVolumeAsync(new DeleteVolumeRequest { VolumeId = created.VolumeId, Secrets = { secrets } });
-        var mounts = File.ReadAllLines("/proc/self/mountinfo").Count(l => l.Split(' ')[4].StartsWith(_layout.KubeletRoot, StringComparison.Ordinal));
+        var mounts = MountTable.Under(_layout.KubeletRoot).Count;
         var left = await _s3.ListKeysAsync(Bucket, prefix);
         Check("nothing left", mounts == 0 && _supervisor.Children().Count == 0 && left.Count == 0, $"{mounts} mounts, {_supervisor.Children().Count} s3fs children, {left.Count} objects under the prefix");
     }

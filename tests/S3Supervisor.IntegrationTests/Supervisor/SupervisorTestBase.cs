@@ -88,8 +88,7 @@ public abstract class SupervisorTestBase : IAsyncLifetime
         return target;
     }
 
-    protected static IReadOnlyList<string> MountsUnder(string root) =>
-        File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(p => p.StartsWith(root, StringComparison.Ordinal)).ToArray();
+    protected static IReadOnlyList<string> MountsUnder(string root) => MountTable.Under(root).Select(m => m.MountPoint).ToArray();
 
     /// <summary>Retries a file operation for a short while (a re-made bind takes a moment to show in a fresh lookup).</summary>
     protected static async Task<T> EventuallyAsync<T>(Func<T> action, TimeSpan timeout)

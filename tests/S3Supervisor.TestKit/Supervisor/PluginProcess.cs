@@ -13,12 +13,10 @@ namespace S3Supervisor.TestKit.Supervisor;
 /// </summary>
 public sealed class PluginProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly List<string> _output = [];
-    private readonly Lock _outputLock = new();
+    private readonly CapturedProcess _process;
     private bool _disposed;
 
-    private PluginProcess(Process process, string socketPath)
+    private PluginProcess(CapturedProcess process, string socketPath)
     {
         _process = process;
         SocketPath = socketPath;
@@ -30,7 +28,7 @@ public sealed class PluginProcess : IAsyncDisposable
 
     public string SocketPath { get; }
 
-    public int Pid => _process.Id;
+    public int Pid => _process.Pid;
 
     public GrpcChannel Channel { get; }
 
@@ -40,16 +38,7 @@ public sealed class PluginProcess : IAsyncDisposable
 
     public Controller.ControllerClient Controller { get; }
 
-    public string Output
-    {
-        get
-        {
-            lock (_outputLock)
-            {
-                return string.Join('\n', _output);
-            }
-        }
-    }
+    public string Output => _process.Output;
 
     public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3csi-plugin.dll");
 
@@ -58,23 +47,20 @@ public sealed class PluginProcess : IAsyncDisposable
     public static async Task<PluginProcess> StartAsync(string socketPath, string supervisorSocket, string nodeId = "node-a", IDictionary<string, string>? settings = null, TimeSpan? timeout = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(BinaryPath);
-        info.Environment["Csi__Endpoint"] = "unix://" + socketPath;
-        info.Environment["Csi__NodeId"] = nodeId;
-        info.Environment["Csi__SupervisorSocket"] = supervisorSocket;
-        info.Environment["Csi__Mode"] = "all";
-        info.Environment["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning";
+        var environment = new Dictionary<string, string>
+        {
+            ["Csi__Endpoint"] = "unix://" + socketPath,
+            ["Csi__NodeId"] = nodeId,
+            ["Csi__SupervisorSocket"] = supervisorSocket,
+            ["Csi__Mode"] = "all",
+            ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
+        };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
-            info.Environment[key] = value;
+            environment[key] = value;
         }
-        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the plugin");
+        var process = CapturedProcess.StartDotnet(BinaryPath, environment);
         var plugin = new PluginProcess(process, socketPath);
-        process.OutputDataReceived += (_, e) => plugin.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => plugin.Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
         var stopwatch = Stopwatch.StartNew();
         while (true)
         {
@@ -95,11 +81,7 @@ public sealed class PluginProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILL, as an OOM kill or a container crash.</summary>
-    public async Task KillAsync()
-    {
-        ProcessTree.Signal(_process.Id, 9);
-        await _process.WaitForExitAsync().ConfigureAwait(false);
-    }
+    public Task KillAsync() => _process.KillAsync();
 
     public async ValueTask DisposeAsync()
     {
@@ -108,32 +90,8 @@ public sealed class PluginProcess : IAsyncDisposable
             return;
         }
         _disposed = true;
-        if (!_process.HasExited)
-        {
-            ProcessTree.Signal(_process.Id, 15);
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                await KillAsync().ConfigureAwait(false);
-            }
-        }
+        await _process.StopAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
         Channel.Dispose();
         _process.Dispose();
-    }
-
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        lock (_outputLock)
-        {
-            _output.Add(line);
-        }
     }
 }

@@ -42,11 +42,10 @@ public sealed class SupervisorLayout
 /// </summary>
 public sealed class SupervisorProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly List<string> _output = [];
-    private readonly Lock _outputLock = new();
+    private readonly CapturedProcess _process;
+    private bool _disposed;
 
-    private SupervisorProcess(Process process, SupervisorLayout layout)
+    private SupervisorProcess(CapturedProcess process, SupervisorLayout layout)
     {
         _process = process;
         Layout = layout;
@@ -56,7 +55,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
 
     public SupervisorLayout Layout { get; }
 
-    public int Pid => _process.Id;
+    public int Pid => _process.Pid;
 
     public GrpcChannel Channel { get; }
 
@@ -65,16 +64,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Everything the supervisor wrote (JSON log lines), for assertions such as "no secret in the log".</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_outputLock)
-            {
-                return string.Join('\n', _output);
-            }
-        }
-    }
+    public string Output => _process.Output;
 
     /// <summary>Path of the built supervisor (copied next to the test assembly by the project reference).</summary>
     public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3supervisor.dll");
@@ -84,13 +74,6 @@ public sealed class SupervisorProcess : IAsyncDisposable
     {
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
         Directory.CreateDirectory(layout.KubeletRoot);
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(BinaryPath);
         var env = new Dictionary<string, string>
         {
             ["Supervisor__SocketPath"] = layout.SocketPath,
@@ -109,16 +92,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
             env[key] = value;
         }
-        foreach (var (key, value) in env)
-        {
-            info.Environment[key] = value;
-        }
-        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the supervisor");
-        var supervisor = new SupervisorProcess(process, layout);
-        process.OutputDataReceived += (_, e) => supervisor.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => supervisor.Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, env), layout);
         await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         return supervisor;
     }
@@ -175,7 +149,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// <summary>SIGKILL to the supervisor and every descendant (its s3fs children), as when its container dies.</summary>
     public async Task KillAsync()
     {
-        var victims = ProcessTree.Descendants(_process.Id).Prepend(_process.Id).ToArray();
+        var victims = ProcessTree.Descendants(Pid).Prepend(Pid).ToArray();
         foreach (var pid in victims)
         {
             ProcessTree.Signal(pid, 9);
@@ -189,7 +163,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            ProcessTree.Signal(_process.Id, 15);
+            ProcessTree.Signal(Pid, 15);
             using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(40));
             await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
         }
@@ -197,9 +171,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     }
 
     /// <summary>pids of the s3fs children right now.</summary>
-    public IReadOnlyList<int> Children() => ProcessTree.Descendants(_process.Id).ToArray();
-
-    private bool _disposed;
+    public IReadOnlyList<int> Children() => ProcessTree.Descendants(Pid).ToArray();
 
     public async ValueTask DisposeAsync()
     {
@@ -235,21 +207,9 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
         }
     }
-
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        lock (_outputLock)
-        {
-            _output.Add(line);
-        }
-    }
 }
 
-/// <summary>Process-tree helpers over /proc.</summary>
+/// <summary>The one process-tree question the test kit's <see cref="ProcessInfo"/> does not answer: who descends from whom.</summary>
 public static class ProcessTree
 {
     public static IEnumerable<int> Descendants(int pid)
@@ -289,39 +249,16 @@ public static class ProcessTree
         return result;
     }
 
-    public static void Signal(int pid, int signal)
-    {
-        try
-        {
-            using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal.ToString(CultureInfo.InvariantCulture), pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardError = true });
-            kill?.WaitForExit();
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-        }
-    }
+    public static void Signal(int pid, int signal) => ProcessInfo.Signal(pid, signal);
 
-    public static bool Alive(int pid) => Directory.Exists($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}") && !IsZombie(pid);
+    public static bool Alive(int pid) => ProcessInfo.IsRunning(pid);
 
     public static async Task WaitGoneAsync(IEnumerable<int> pids, TimeSpan timeout)
     {
         var stopwatch = Stopwatch.StartNew();
-        while (pids.Any(Alive) && stopwatch.Elapsed < timeout)
+        while (pids.Any(ProcessInfo.IsRunning) && stopwatch.Elapsed < timeout)
         {
             await Task.Delay(20).ConfigureAwait(false);
-        }
-    }
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
         }
     }
 }
@@ -329,24 +266,19 @@ public static class ProcessTree
 /// <summary>Clears mounts a test left behind.</summary>
 public static class MountCleaner
 {
+    /// <summary>Lazily unmounts everything at or below <paramref name="root"/>, deepest (and topmost layer) first.</summary>
     public static void UnmountUnder(string root)
     {
-        var prefix = root.TrimEnd('/') + "/";
         for (var pass = 0; pass < 5; pass++)
         {
-            var mounts = File.ReadAllLines("/proc/self/mountinfo")
-                .Select(l => l.Split(' ')[4].Replace("\\040", " ", StringComparison.Ordinal))
-                .Where(p => p.StartsWith(prefix, StringComparison.Ordinal) || p == root)
-                .OrderByDescending(p => p.Length)
-                .ToArray();
-            if (mounts.Length == 0)
+            var mounts = MountTable.Under(root);
+            if (mounts.Count == 0)
             {
                 return;
             }
-            foreach (var mount in mounts)
+            foreach (var mount in mounts.Reverse().OrderByDescending(m => m.MountPoint.Length))
             {
-                using var umount = Process.Start(new ProcessStartInfo("umount", ["-l", mount]) { RedirectStandardError = true });
-                umount?.WaitForExit();
+                _ = Interop.Native.UnmountDetach(mount.MountPoint);
             }
         }
     }
