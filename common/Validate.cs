@@ -24,10 +24,6 @@ public static class Validate
         return value;
     }
 
-    public static T Required<T>(T? value, [CallerArgumentExpression(nameof(value))] string field = "")
-        where T : class =>
-        value ?? throw Invalid(FieldName(field), "is required");
-
     /// <summary>A volume id: 1..256 printable ASCII characters, no whitespace ('/' is fine: CSI ids often carry it).</summary>
     public static string VolumeId(string? value, string field = "volume_id")
     {

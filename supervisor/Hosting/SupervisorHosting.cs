@@ -72,7 +72,6 @@ public static class SupervisorHosting
             sp.GetRequiredService<ContainerRepairer>(),
             sp.GetRequiredService<IPodEventRecorder>(),
             sp.GetRequiredService<VolumeEventHub>(),
-            sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.RepairContainers,
             sp.GetRequiredService<ILogger<RecoveryNotifier>>(),
             sp.GetRequiredService<Observability.SupervisorMetrics>()));
         return services;

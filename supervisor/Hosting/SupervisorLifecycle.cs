@@ -47,12 +47,19 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         await _volumes.ShutdownAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Whether the mount that holds <paramref name="path"/> (the longest mount point above it, topmost layer) is a tmpfs.</summary>
     private bool OnTmpfs(string path)
     {
-        var table = MountInfo.Read();
-        var best = table.Where(m => path == m.MountPoint || path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal))
-            .MaxBy(m => m.MountPoint.Length);
-        return best?.FsType == "tmpfs" || _mounter.FindMount(path)?.FsType == "tmpfs";
+        MountEntry? holder = null;
+        foreach (var mount in _mounter.ReadMounts())
+        {
+            var contains = path == mount.MountPoint || path.StartsWith(mount.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal);
+            if (contains && (holder is null || mount.MountPoint.Length >= holder.MountPoint.Length))
+            {
+                holder = mount;
+            }
+        }
+        return holder?.FsType == "tmpfs";
     }
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Information, Message = "Mounted a private tmpfs on the secrets directory {Path}")]

@@ -57,8 +57,6 @@ public sealed class CredentialStore
         return passwd;
     }
 
-    public bool Exists(string volumeId) => File.Exists(PasswdFile(volumeId));
-
     /// <summary>True when stored credentials equal these (a repeated stage with rotated keys rewrites them).</summary>
     public bool Matches(string volumeId, Credentials credentials)
     {

@@ -33,8 +33,25 @@ public sealed class Journal
         return text.Length == 0 ? [] : Parser.Parse<ListVolumesResponse>(text).Volumes;
     }
 
-    /// <summary>Writes the records of these volumes (runtime fields such as pid and state are dropped).</summary>
-    public async Task SaveAsync(IEnumerable<Volume> volumes, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Writes the records of the volumes <paramref name="snapshot"/> returns (runtime fields such as pid
+    /// and state are dropped). Takes the snapshot and writes it under one lock, so that a later snapshot is never overwritten
+    /// by an earlier one when several changes save at once.
+    /// </summary>
+    public async Task SaveAsync(Func<IEnumerable<Volume>> snapshot, CancellationToken cancellationToken = default)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WriteAsync(Format(snapshot())).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static string Format(IEnumerable<Volume> volumes)
     {
         var content = new ListVolumesResponse();
         foreach (var volume in volumes)
@@ -47,23 +64,19 @@ public sealed class Journal
                 Targets = { volume.Targets },
             });
         }
-        var text = Formatter.Format(content);
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return Formatter.Format(content);
+    }
+
+    private async Task WriteAsync(string text)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        var temp = FilePath + ".tmp";
+        await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            var temp = FilePath + ".tmp";
-            await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
-            {
-                await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), CancellationToken.None).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, FilePath, overwrite: true);
-            Interop.Libc.FsyncDirectory(Directory);
+            await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), CancellationToken.None).ConfigureAwait(false);
+            stream.Flush(flushToDisk: true);
         }
-        finally
-        {
-            _writeLock.Release();
-        }
+        File.Move(temp, FilePath, overwrite: true);
+        Interop.Libc.FsyncDirectory(Directory);
     }
 }

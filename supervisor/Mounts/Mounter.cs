@@ -8,6 +8,9 @@ public interface IMounter
     /// <summary>The topmost mount exactly at a path in this process's namespace, or null.</summary>
     MountEntry? FindMount(string path);
 
+    /// <summary>This process's whole mount table, for callers that look up many paths at once.</summary>
+    IReadOnlyList<MountEntry> ReadMounts();
+
     /// <summary>stat that asks the filesystem (not its attribute cache): 0 or the errno (ENOTCONN for a dead FUSE connection).</summary>
     int Stat(string path);
 
@@ -19,9 +22,22 @@ public interface IMounter
     void CreateDirectory(string path);
 }
 
+public static class MounterExtensions
+{
+    /// <summary>Lazily unmounts every layer at a path (a bind may have been stacked twice by a retried call).</summary>
+    public static void UnmountAllLayers(this IMounter mounter, string path)
+    {
+        while (mounter.UnmountLazy(path))
+        {
+        }
+    }
+}
+
 public sealed class Mounter : IMounter
 {
     public MountEntry? FindMount(string path) => MountInfo.At(MountInfo.Read(), path);
+
+    public IReadOnlyList<MountEntry> ReadMounts() => MountInfo.Read();
 
     // statx(AT_STATX_FORCE_SYNC): a plain stat of a FUSE mount whose s3fs was just killed still
     // succeeds for up to a second from FUSE's attribute cache.

@@ -41,7 +41,6 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
     private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
     private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _journalLock = new(1, 1);
 
     public VolumeManager(
         IS3fsLauncher launcher,
@@ -220,10 +219,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             ClearLeftoverMount(targetPath, "target_path", onlyFuse: true, force: true);
             return;
         }
-        while (_mounter.UnmountLazy(targetPath))
-        {
-            // Remove every layer (a bind may have been stacked twice by a retried call).
-        }
+        _mounter.UnmountAllLayers(targetPath);
         lock (volume.Targets)
         {
             volume.Targets.Remove(targetPath);
@@ -260,9 +256,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         await volume.Lifetime.CancelAsync().ConfigureAwait(false);
         SetState(volume, VolumeState.Unmounting, "Unstaging", $"stopping s3fs pid {volume.Child?.Pid}");
         await StopChildAsync(volume).ConfigureAwait(false);
-        while (_mounter.UnmountLazy(stagingPath))
-        {
-        }
+        _mounter.UnmountAllLayers(stagingPath);
         _credentials.Remove(volumeId);
         Forget(volume);
         await SaveJournalAsync().ConfigureAwait(false);
@@ -350,9 +344,15 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             volumes = _volumes.Values.Where(v => v.Staged && v.State == VolumeState.Ready && !v.Stopping && !v.HealPending).ToArray();
         }
+        if (volumes.Length == 0)
+        {
+            return;
+        }
+        // One read of the mount table for the whole sweep, not one per volume.
+        var mounts = _mounter.ReadMounts();
         await Parallel.ForEachAsync(volumes, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (volume, ct) =>
         {
-            var problem = await ProbeAsync(volume, ct).ConfigureAwait(false);
+            var problem = await ProbeAsync(volume, mounts, ct).ConfigureAwait(false);
             if (problem is not null)
             {
                 ScheduleHeal(volume, "MountNotConnected", problem);
@@ -388,7 +388,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _shutdown.Dispose();
     }
 
-    private async Task<string?> ProbeAsync(ManagedVolume volume, CancellationToken cancellationToken)
+    private async Task<string?> ProbeAsync(ManagedVolume volume, IReadOnlyList<MountEntry> mounts, CancellationToken cancellationToken)
     {
         var statTask = Task.Run(() => _mounter.Stat(volume.StagingPath), CancellationToken.None);
         var finished = await Task.WhenAny(statTask, Task.Delay(_settings.HealthCheckTimeout, _time, cancellationToken)).ConfigureAwait(false);
@@ -401,7 +401,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             return $"stat of {volume.StagingPath} failed: {Errno.Name(errno)}";
         }
-        var mount = _mounter.FindMount(volume.StagingPath);
+        var mount = MountInfo.At(mounts, volume.StagingPath);
         if (mount is null || !mount.IsFuse || mount.Device != volume.Device)
         {
             return $"{volume.StagingPath} is no longer mounted by this volume's s3fs";
@@ -596,9 +596,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             child.Kill();
             await child.Exited.ConfigureAwait(false);
-            while (_mounter.UnmountLazy(volume.StagingPath))
-            {
-            }
+            _mounter.UnmountAllLayers(volume.StagingPath);
             volume.Child = null;
             volume.Device = string.Empty;
             child.Dispose();
@@ -704,9 +702,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// </summary>
     private void UnmountStaging(ManagedVolume volume)
     {
-        while (_mounter.UnmountLazy(volume.StagingPath))
-        {
-        }
+        _mounter.UnmountAllLayers(volume.StagingPath);
         volume.Device = string.Empty;
     }
 
@@ -720,9 +716,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         foreach (var target in targets)
         {
-            while (_mounter.UnmountLazy(target.TargetPath))
-            {
-            }
+            _mounter.UnmountAllLayers(target.TargetPath);
             _mounter.CreateDirectory(target.TargetPath);
             _mounter.Bind(volume.StagingPath, target.TargetPath, target.ReadOnly);
         }
@@ -752,9 +746,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         if (mount.IsFuse && (force || _mounter.Stat(path) == Errno.ENOTCONN))
         {
-            while (_mounter.UnmountLazy(path))
-            {
-            }
+            _mounter.UnmountAllLayers(path);
             LogLeftoverCleared(path, mount.Device);
             return;
         }
@@ -854,23 +846,14 @@ public sealed partial class VolumeManager : IAsyncDisposable
     }
 
     /// <summary>Writes the journal now (the rebuild calls it after dropping records).</summary>
-    public async Task SaveJournalAsync()
+    public Task SaveJournalAsync() => _journal.SaveAsync(JournalRecords, CancellationToken.None);
+
+    private IEnumerable<Volume> JournalRecords()
     {
-        // Snapshot and write under one lock: a later snapshot is never overwritten by an earlier one.
-        await _journalLock.WaitAsync().ConfigureAwait(false);
-        try
+        var known = List();
+        lock (_pendingRecords)
         {
-            var known = List();
-            Volume[] pending;
-            lock (_pendingRecords)
-            {
-                pending = _pendingRecords.Values.Where(p => known.All(k => k.VolumeId != p.VolumeId)).ToArray();
-            }
-            await _journal.SaveAsync(known.Concat(pending), CancellationToken.None).ConfigureAwait(false);
-        }
-        finally
-        {
-            _journalLock.Release();
+            return known.Concat(_pendingRecords.Values.Where(p => known.All(k => k.VolumeId != p.VolumeId))).ToArray();
         }
     }
 

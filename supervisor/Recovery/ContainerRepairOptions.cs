@@ -3,12 +3,10 @@ namespace S3Supervisor.Supervisor.Recovery;
 /// <summary>Settings of the in-place repair of stale FUSE mounts inside running containers.</summary>
 public sealed class ContainerRepairOptions
 {
-    public const string SectionName = "ContainerRepair";
-
     /// <summary>
     /// When false, stale container mounts are still found and reported (so the pod's Event can
-    /// say so) but left alone; pods then rely on mountPropagation: HostToContainer or a
-    /// livenessProbe on the mount path.
+    /// say so) but left alone; pods then rely on a livenessProbe on the mount path
+    /// (HostToContainer propagation does not carry the remount, see README "Fallbacks").
     /// </summary>
     public bool Enabled { get; set; } = true;
 

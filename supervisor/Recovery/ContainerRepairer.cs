@@ -42,6 +42,9 @@ public sealed partial class ContainerRepairer
 
     private readonly ILogger<ContainerRepairer> _logger;
     private readonly ContainerRepairOptions _options;
+
+    /// <summary>False: stale mounts are found and reported, not replaced (Supervisor:RepairContainers).</summary>
+    public bool Enabled => _options.Enabled;
     private readonly Func<string, int> _statErrno;
 
     public ContainerRepairer(ILogger<ContainerRepairer> logger, ContainerRepairOptions options)

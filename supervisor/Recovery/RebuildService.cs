@@ -29,7 +29,6 @@ public sealed partial class RebuildService : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<RebuildService> _logger;
     private readonly Observability.SupervisorMetrics _metrics;
-    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public RebuildService(
         VolumeManager volumes,
@@ -57,9 +56,6 @@ public sealed partial class RebuildService : BackgroundService
         _logger = logger;
     }
 
-    /// <summary>Completes when every volume is restored, dropped or reported as not restorable for good.</summary>
-    public Task Completed => _completed.Task;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Off the start-up path: the host goes on to bind the socket while this runs.
@@ -75,10 +71,6 @@ public sealed partial class RebuildService : BackgroundService
         {
             // Never let the rebuild stop the host: that would kill every healthy mount on the node.
             LogRebuildFailed(e.ToString());
-        }
-        finally
-        {
-            _completed.TrySetResult();
         }
     }
 
@@ -276,9 +268,7 @@ public sealed partial class RebuildService : BackgroundService
         {
             if (path.Length > 0 && _mounter.FindMount(path) is { IsFuse: true })
             {
-                while (_mounter.UnmountLazy(path))
-                {
-                }
+                _mounter.UnmountAllLayers(path);
             }
         }
     }

@@ -12,18 +12,16 @@ public sealed partial class RecoveryNotifier : IRecoveryObserver
     private readonly ContainerRepairer _repairer;
     private readonly IPodEventRecorder _events;
     private readonly VolumeEventHub _hub;
-    private readonly bool _repair;
     private readonly ILogger<RecoveryNotifier> _logger;
 
     private readonly Observability.SupervisorMetrics _metrics;
 
-    public RecoveryNotifier(ContainerRepairer repairer, IPodEventRecorder events, VolumeEventHub hub, bool repairContainers, ILogger<RecoveryNotifier> logger, Observability.SupervisorMetrics metrics)
+    public RecoveryNotifier(ContainerRepairer repairer, IPodEventRecorder events, VolumeEventHub hub, ILogger<RecoveryNotifier> logger, Observability.SupervisorMetrics metrics)
     {
         _metrics = metrics;
         _repairer = repairer;
         _events = events;
         _hub = hub;
-        _repair = repairContainers;
         _logger = logger;
     }
 
@@ -52,7 +50,7 @@ public sealed partial class RecoveryNotifier : IRecoveryObserver
         {
             if (failed.Count > 0)
             {
-                var why = _repair
+                var why = _repairer.Enabled
                     ? $"s3 volume {volume.VolumeId} was remounted, but {failed.Count} container mount(s) could not be repaired ({failed[0]}); restart the pod, or give it a livenessProbe on the mount path"
                     : $"s3 volume {volume.VolumeId} was remounted; container repair is turned off, so running containers still see the old mount: restart the pod, or use mountPropagation: HostToContainer or a livenessProbe on the mount path";
                 await _events.RecordAsync(pod, warning: true, "ContainerRepairFailed", why, cancellationToken).ConfigureAwait(false);

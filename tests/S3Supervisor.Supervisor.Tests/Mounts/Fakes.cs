@@ -22,6 +22,14 @@ internal sealed class FakeMounter : IMounter
         }
     }
 
+    public IReadOnlyList<MountEntry> ReadMounts()
+    {
+        lock (_mounts)
+        {
+            return _mounts.Values.SelectMany(stack => stack.Reverse()).ToArray();
+        }
+    }
+
     public int Stat(string path)
     {
         lock (_mounts)
