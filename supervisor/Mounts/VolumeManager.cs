@@ -105,6 +105,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             if (!source.Options.PublicBucket)
             {
                 _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+                await S3AccessCheck.CheckAsync(source, credentials, _time, cancellationToken).ConfigureAwait(false);
             }
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
             volume.Staged = true;
@@ -310,6 +311,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             if (!source.Options.PublicBucket)
             {
                 _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+                await S3AccessCheck.CheckAsync(source, credentials, _time, cancellationToken).ConfigureAwait(false);
             }
             UnmountStaging(volume);
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);

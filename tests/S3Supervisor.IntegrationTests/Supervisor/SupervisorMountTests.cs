@@ -120,13 +120,32 @@ public sealed class SupervisorMountTests : SupervisorTestBase
         var error = await Assert.ThrowsAsync<RpcException>(() => Supervisor.Client.StageVolumeAsync(request).ResponseAsync);
 
         Assert.True(error.StatusCode == StatusCode.PermissionDenied, error.Status.Detail);
-        Assert.Contains("s3fs", error.Status.Detail, StringComparison.Ordinal);
+        // S3's own verdict on a signed request, checked before s3fs starts (deterministic: see S3AccessCheck).
+        Assert.StartsWith("credentials:", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("SignatureDoesNotMatch", error.Status.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("definitely-not-the-secret", error.Status.Detail, StringComparison.Ordinal);
         Assert.Empty(MountsUnder(Layout.KubeletRoot));
         Assert.Empty(Supervisor.Children());
         Assert.False(Directory.Exists(Path.Combine(Layout.SecretsDirectory, "vol-bad")));
         Assert.Empty((await Supervisor.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
         Assert.DoesNotContain("definitely-not-the-secret", Supervisor.Output, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Stage_MissingBucket_NotFoundAndLeavesNothing()
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => Supervisor.Client.StageVolumeAsync(new StageVolumeRequest
+        {
+            VolumeId = "vol-nobucket",
+            StagingPath = Layout.StagingPath("vol-nobucket"),
+            Source = Source(bucket: "no-such-bucket-" + Guid.NewGuid().ToString("N")[..8]),
+            Credentials = Credentials(),
+        }).ResponseAsync);
+
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.Contains("NoSuchBucket", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(MountsUnder(Layout.KubeletRoot));
+        Assert.Empty(Supervisor.Children());
     }
 
     [SkippableFact]

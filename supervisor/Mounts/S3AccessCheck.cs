@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Grpc.Core;
+using S3Supervisor.Api.V1;
+
+namespace S3Supervisor.Supervisor.Mounts;
+
+/// <summary>
+/// Asks S3, before s3fs starts, whether the volume's credentials may list its bucket and prefix:
+/// one SigV4-signed ListObjectsV2 (max-keys=1), the request s3fs's own service check makes.
+///
+/// Why: s3fs 1.90 mounts first and checks the credentials inside its FUSE init, then exits (with
+/// code 0). A stat through the new mount can still be answered by another FUSE worker thread after
+/// the check failed, so "the mount answers and the child is alive" is a race, and a wrong key could
+/// be reported as staged. S3's own answer to a signed request is not a race.
+/// </summary>
+public static class S3AccessCheck
+{
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5), UseProxy = false })
+    {
+        Timeout = TimeSpan.FromSeconds(10),
+    };
+
+    // Only for volumes whose operator set insecure_skip_tls_verify (self-signed on-premise endpoints),
+    // which s3fs itself is told to honour (no_check_certificate): the check must see what s3fs sees.
+#pragma warning disable CA5359
+    private static readonly HttpClient InsecureHttp = new(new SocketsHttpHandler
+    {
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        UseProxy = false,
+        SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true },
+    })
+    {
+        Timeout = TimeSpan.FromSeconds(10),
+    };
+#pragma warning restore CA5359
+
+    /// <summary>
+    /// Throws PermissionDenied (S3 refused the key or the signature, or access) or NotFound (no such
+    /// bucket) with S3's error code, never a secret. Any other outcome (the endpoint unreachable, an
+    /// unexpected status) is left to s3fs, whose own message then tells.
+    /// </summary>
+    public static async Task CheckAsync(VolumeSource source, Credentials credentials, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var request = BuildRequest(source, credentials, time.GetUtcNow());
+        HttpResponseMessage response;
+        try
+        {
+            response = await (source.Options.InsecureSkipTlsVerify ? InsecureHttp : Http).SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            return;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+        using (response)
+        {
+            if (response.StatusCode is not (HttpStatusCode.Forbidden or HttpStatusCode.NotFound or HttpStatusCode.BadRequest))
+            {
+                return;
+            }
+            var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            var code = ErrorCode(body);
+            var where = source.Prefix.Length == 0 ? $"s3://{source.Bucket}" : $"s3://{source.Bucket}/{source.Prefix}";
+            switch (response.StatusCode)
+            {
+                case HttpStatusCode.Forbidden:
+                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"credentials: S3 refused to list {where} ({code}); check the access key, the secret and the bucket policy"));
+                case HttpStatusCode.NotFound when code == "NoSuchBucket":
+                    throw new RpcException(new Status(StatusCode.NotFound, $"source.bucket: {source.Bucket} does not exist at {source.Endpoint} (NoSuchBucket)"));
+                case HttpStatusCode.BadRequest when code is "InvalidAccessKeyId" or "AuthorizationHeaderMalformed" or "InvalidToken":
+                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"credentials: S3 refused the key for {where} ({code})"));
+                default:
+                    return;
+            }
+        }
+    }
+
+    /// <summary>GET ?list-type=2&amp;max-keys=1&amp;prefix=..., path-style or virtual-hosted as s3fs will address it, signed with SigV4.</summary>
+    internal static HttpRequestMessage BuildRequest(VolumeSource source, Credentials credentials, DateTimeOffset now)
+    {
+        var endpoint = new Uri(source.Endpoint);
+        var pathStyle = !source.Options.HasUsePathRequestStyle || source.Options.UsePathRequestStyle;
+        var basePath = endpoint.AbsolutePath.TrimEnd('/');
+        var host = pathStyle ? endpoint.Authority : $"{source.Bucket}.{endpoint.Authority}";
+        var path = pathStyle ? $"{basePath}/{source.Bucket}" : (basePath.Length == 0 ? "/" : basePath + "/");
+        var query = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["list-type"] = "2",
+            ["max-keys"] = "1",
+            ["prefix"] = source.Prefix.Length == 0 ? string.Empty : source.Prefix + "/",
+        };
+        var canonicalQuery = string.Join('&', query.Select(kv => $"{Encode(kv.Key)}={Encode(kv.Value)}"));
+        var canonicalUri = string.Join('/', path.Split('/').Select(Encode));
+        var region = source.Region.Length == 0 ? "us-east-1" : source.Region;
+        var amzDate = now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        var date = amzDate[..8];
+        const string emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        const string signedHeaders = "host;x-amz-content-sha256;x-amz-date";
+        var canonicalRequest = $"GET\n{canonicalUri}\n{canonicalQuery}\nhost:{host}\nx-amz-content-sha256:{emptyHash}\nx-amz-date:{amzDate}\n\n{signedHeaders}\n{emptyHash}";
+        var scope = $"{date}/{region}/s3/aws4_request";
+        var stringToSign = $"AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{Hex(SHA256.HashData(Encoding.UTF8.GetBytes(canonicalRequest)))}";
+        var key = Hmac(Hmac(Hmac(Hmac(Encoding.UTF8.GetBytes("AWS4" + credentials.SecretAccessKey), date), region), "s3"), "aws4_request");
+        var signature = Hex(Hmac(key, stringToSign));
+
+        var uri = new UriBuilder(endpoint.Scheme, pathStyle ? endpoint.Host : $"{source.Bucket}.{endpoint.Host}", endpoint.Port) { Path = canonicalUri, Query = canonicalQuery }.Uri;
+        var request = new HttpRequestMessage(HttpMethod.Get, uri);
+        request.Headers.Host = host;
+        request.Headers.TryAddWithoutValidation("x-amz-content-sha256", emptyHash);
+        request.Headers.TryAddWithoutValidation("x-amz-date", amzDate);
+        request.Headers.TryAddWithoutValidation("Authorization", $"AWS4-HMAC-SHA256 Credential={credentials.AccessKeyId}/{scope}, SignedHeaders={signedHeaders}, Signature={signature}");
+        return request;
+    }
+
+    /// <summary>SigV4 URI encoding: unreserved characters as they are, every other byte %XX (upper case).</summary>
+    internal static string Encode(string value)
+    {
+        var result = new StringBuilder(value.Length);
+        foreach (var b in Encoding.UTF8.GetBytes(value))
+        {
+            var c = (char)b;
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~')
+            {
+                result.Append(c);
+            }
+            else
+            {
+                result.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+            }
+        }
+        return result.ToString();
+    }
+
+    private static string ErrorCode(string body)
+    {
+        var start = body.IndexOf("<Code>", StringComparison.Ordinal);
+        var end = start < 0 ? -1 : body.IndexOf("</Code>", start, StringComparison.Ordinal);
+        return start >= 0 && end > start ? body[(start + 6)..end] : "no error code";
+    }
+
+    private static byte[] Hmac(byte[] key, string data) => HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(data));
+
+    private static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
+}
