@@ -24,7 +24,7 @@ public static class SupervisorHosting
         services.AddSingleton(sp => new Journal(sp.GetRequiredService<IOptions<SupervisorOptions>>().Value.StateDirectory));
         services.AddSingleton<VolumeEventHub>();
         services.AddSingleton<Observability.SupervisorMetrics>();
-        services.AddSingleton<IMounter, Mounter>();
+        services.AddSingleton<IMounter>(sp => new Mounter(sp.GetRequiredService<PathGuard>().Roots.Append(PrivateMountDirectory(sp))));
         services.AddSingleton<IS3fsLauncher>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
@@ -33,9 +33,10 @@ public static class SupervisorHosting
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory);
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory);
         });
         services.AddSupervisorRecovery(configuration);
+        services.AddSingleton<IS3AccessCheck>(sp => new HttpS3AccessCheck(sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<VolumeManager>();
         services.AddHostedService<SupervisorLifecycle>();
         services.AddHostedService<HealthCheckLoop>();
@@ -50,6 +51,15 @@ public static class SupervisorHosting
         });
         services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         return services;
+    }
+
+    /// <summary>The directory where every s3fs mounts first (0700, the supervisor's alone), in canonical form.</summary>
+    private static string PrivateMountDirectory(IServiceProvider services)
+    {
+        var directory = services.GetRequiredService<IOptions<SupervisorOptions>>().Value.MountDirectory;
+        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return Libc.RealPath(directory);
     }
 
     /// <summary>The rebuild after a restart, container repair and pod Events (section "Kubernetes").</summary>

@@ -38,6 +38,7 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         }
         // A crashed predecessor's passwd files: nothing uses them (its children died with it).
         _credentials.RemoveAll();
+        ClearPrivateMounts();
         return Task.CompletedTask;
     }
 
@@ -45,6 +46,29 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     {
         LogStopping(_volumes.List().Count, _options.ShutdownGrace.TotalSeconds);
         await _volumes.ShutdownAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// s3fs mounts first in the private mount directory; a predecessor that died left those mounts
+    /// dead there (its children died with it). Nothing but our s3fs ever mounts there: clear them.
+    /// </summary>
+    private void ClearPrivateMounts()
+    {
+        var root = Libc.RealPath(_options.MountDirectory).TrimEnd('/') + "/";
+        foreach (var mount in _mounter.ReadMounts().Where(m => m.MountPoint.StartsWith(root, StringComparison.Ordinal)).Reverse())
+        {
+            _mounter.UnmountAllLayers(mount.MountPoint);
+        }
+        foreach (var directory in Directory.EnumerateDirectories(root))
+        {
+            try
+            {
+                Directory.Delete(directory);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
     /// <summary>Whether the mount that holds <paramref name="path"/> (the longest mount point above it, topmost layer) is a tmpfs.</summary>

@@ -28,6 +28,13 @@ public sealed class SupervisorOptions
     /// <summary>Refuse to start when the secrets directory is not on tmpfs (tests may turn this off).</summary>
     public bool RequireTmpfsSecrets { get; set; } = true;
 
+    /// <summary>
+    /// The supervisor's own directory (0700) where each s3fs mounts first; the staging path then gets a
+    /// bind of it made through file descriptors, so a path swapped under kubelet's root can never
+    /// redirect s3fs's own mount(2) by name. Not shared with any other container.
+    /// </summary>
+    public string MountDirectory { get; set; } = "/run/s3supervisor/mounts";
+
     /// <summary>Parent of per-volume s3fs cache directories (option use_cache).</summary>
     public string CacheDirectory { get; set; } = "/var/cache/s3supervisor";
 
@@ -80,7 +87,7 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
                 failures.Add($"Supervisor:AllowedRoots entry '{root}' must be an absolute directory other than '/'.");
             }
         }
-        foreach (var (value, key) in new[] { (options.StateDirectory, "StateDirectory"), (options.SecretsDirectory, "SecretsDirectory"), (options.CacheDirectory, "CacheDirectory") })
+        foreach (var (value, key) in new[] { (options.StateDirectory, "StateDirectory"), (options.SecretsDirectory, "SecretsDirectory"), (options.CacheDirectory, "CacheDirectory"), (options.MountDirectory, "MountDirectory") })
         {
             if (!Path.IsPathFullyQualified(value))
             {

@@ -15,10 +15,17 @@ public static partial class Errno
     public const int EACCES = 13;
     public const int EBUSY = 16;
     public const int EEXIST = 17;
+    public const int EXDEV = 18;
     public const int ENOTDIR = 20;
+    public const int EISDIR = 21;
     public const int EINVAL = 22;
+    public const int EROFS = 30;
+    public const int ENAMETOOLONG = 36;
     public const int ENOSYS = 38;
+    public const int ENOTEMPTY = 39;
+    public const int ELOOP = 40;
     public const int ENOTCONN = 107;
+    public const int ETIMEDOUT = 110;
     public const int ESTALE = 116;
 
     public static string Name(int errno) => errno switch
@@ -33,7 +40,14 @@ public static partial class Errno
         EACCES => "EACCES",
         EBUSY => "EBUSY",
         EEXIST => "EEXIST",
+        EXDEV => "EXDEV",
         ENOTDIR => "ENOTDIR",
+        EISDIR => "EISDIR",
+        EROFS => "EROFS",
+        ENAMETOOLONG => "ENAMETOOLONG",
+        ETIMEDOUT => "ETIMEDOUT",
+        ENOTEMPTY => "ENOTEMPTY",
+        ELOOP => "ELOOP",
         EINVAL => "EINVAL",
         ENOSYS => "ENOSYS",
         ENOTCONN => "ENOTCONN",

@@ -64,29 +64,8 @@ internal static unsafe partial class Libc
     /// </summary>
     public static FileDescriptorHandle OpenDirectoryBeneath(FileDescriptorHandle directory, string relative, string pathForErrors)
     {
-        var how = new OpenHow
-        {
-            Flags = (ulong)(LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
-            Resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-        };
-        var rel = Utf8(relative.Length == 0 ? "." : relative);
-        using var dir = new FdLease(directory);
-        fixed (byte* r = rel)
-        {
-            while (true)
-            {
-                var fd = (int)LibC.syscall((syscall_arg)SYS_openat2, (syscall_arg)dir.Fd, (syscall_arg)r, (syscall_arg)(&how), (syscall_arg)(uint)sizeof(OpenHow));
-                if (fd >= 0)
-                {
-                    return new FileDescriptorHandle(fd);
-                }
-                var error = LibC.errno;
-                if (error != Errno.EINTR && error != Errno.EAGAIN)
-                {
-                    throw new InteropException("openat2", error, pathForErrors);
-                }
-            }
-        }
+        var fd = OpenBeneathCore(directory, relative, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV, out var error);
+        return fd >= 0 ? new FileDescriptorHandle(fd) : throw new InteropException("openat2", error, pathForErrors);
     }
 
     /// <summary>open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH): a detached, non-recursive copy of the mount at <paramref name="at"/>, rooted at its directory.</summary>

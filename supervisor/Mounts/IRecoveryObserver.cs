@@ -12,6 +12,9 @@ public interface IRecoveryObserver
     Task OnRecoveredAsync(Volume volume, string deadDevice, CancellationToken cancellationToken);
 
     Task OnRecoveryFailedAsync(Volume volume, string reason, CancellationToken cancellationToken);
+
+    /// <summary>Files written to the node's disk under an unmounted staging directory were moved aside.</summary>
+    Task OnStrayFilesAsync(Volume volume, string message, CancellationToken cancellationToken);
 }
 
 public sealed class NullRecoveryObserver : IRecoveryObserver
@@ -19,4 +22,6 @@ public sealed class NullRecoveryObserver : IRecoveryObserver
     public Task OnRecoveredAsync(Volume volume, string deadDevice, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task OnRecoveryFailedAsync(Volume volume, string reason, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task OnStrayFilesAsync(Volume volume, string message, CancellationToken cancellationToken) => Task.CompletedTask;
 }

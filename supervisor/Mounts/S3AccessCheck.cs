@@ -7,6 +7,19 @@ using S3Supervisor.Api.V1;
 
 namespace S3Supervisor.Supervisor.Mounts;
 
+/// <summary>The question asked of S3 before s3fs starts (see <see cref="S3AccessCheck"/>); a fake stands in for it in unit tests.</summary>
+public interface IS3AccessCheck
+{
+    Task CheckAsync(VolumeSource source, Credentials? credentials, CancellationToken cancellationToken);
+}
+
+/// <summary>The real check: one request to the volume's endpoint.</summary>
+public sealed class HttpS3AccessCheck(TimeProvider time) : IS3AccessCheck
+{
+    public Task CheckAsync(VolumeSource source, Credentials? credentials, CancellationToken cancellationToken) =>
+        S3AccessCheck.CheckAsync(source, credentials, time, cancellationToken);
+}
+
 /// <summary>
 /// Asks S3, before s3fs starts, whether the volume's credentials may list its bucket and prefix:
 /// one SigV4-signed ListObjectsV2 (max-keys=1), the request s3fs's own service check makes.
@@ -39,10 +52,12 @@ public static class S3AccessCheck
 
     /// <summary>
     /// Throws PermissionDenied (S3 refused the key or the signature, or access) or NotFound (no such
-    /// bucket) with S3's error code, never a secret. Any other outcome (the endpoint unreachable, an
-    /// unexpected status) is left to s3fs, whose own message then tells.
+    /// bucket) with S3's error code, never a secret; Unavailable (transient: kubelet retries) when the
+    /// endpoint cannot be reached at all (nothing listens, a TLS handshake with a plain-HTTP port, no
+    /// answer in time). Any other unexpected status is left to s3fs, whose own message then tells.
+    /// Without credentials (a public bucket) the request goes unsigned.
     /// </summary>
-    public static async Task CheckAsync(VolumeSource source, Credentials credentials, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task CheckAsync(VolumeSource source, Credentials? credentials, TimeProvider time, CancellationToken cancellationToken)
     {
         var request = BuildRequest(source, credentials, time.GetUtcNow());
         HttpResponseMessage response;
@@ -50,13 +65,13 @@ public static class S3AccessCheck
         {
             response = await (source.Options.InsecureSkipTlsVerify ? InsecureHttp : Http).SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
-        catch (HttpRequestException)
+        catch (HttpRequestException e)
         {
-            return;
+            throw new RpcException(new Status(StatusCode.Unavailable, $"source.endpoint: {source.Endpoint} cannot be reached ({Reason(e)}); retrying is safe"));
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return;
+            throw new RpcException(new Status(StatusCode.Unavailable, $"source.endpoint: {source.Endpoint} did not answer within {Http.Timeout.TotalSeconds:0} s"));
         }
         using (response)
         {
@@ -82,7 +97,7 @@ public static class S3AccessCheck
     }
 
     /// <summary>GET ?list-type=2&amp;max-keys=1&amp;prefix=..., path-style or virtual-hosted as s3fs will address it, signed with SigV4.</summary>
-    internal static HttpRequestMessage BuildRequest(VolumeSource source, Credentials credentials, DateTimeOffset now)
+    internal static HttpRequestMessage BuildRequest(VolumeSource source, Credentials? credentials, DateTimeOffset now)
     {
         var endpoint = new Uri(source.Endpoint);
         var pathStyle = !source.Options.HasUsePathRequestStyle || source.Options.UsePathRequestStyle;
@@ -97,6 +112,11 @@ public static class S3AccessCheck
         };
         var canonicalQuery = string.Join('&', query.Select(kv => $"{Encode(kv.Key)}={Encode(kv.Value)}"));
         var canonicalUri = string.Join('/', path.Split('/').Select(Encode));
+        if (credentials is null)
+        {
+            var anonymous = new UriBuilder(endpoint.Scheme, pathStyle ? endpoint.Host : $"{source.Bucket}.{endpoint.Host}", endpoint.Port) { Path = canonicalUri, Query = canonicalQuery }.Uri;
+            return new HttpRequestMessage(HttpMethod.Get, anonymous);
+        }
         var region = source.Region.Length == 0 ? "us-east-1" : source.Region;
         var amzDate = now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var date = amzDate[..8];
@@ -134,6 +154,20 @@ public static class S3AccessCheck
             }
         }
         return result.ToString();
+    }
+
+    /// <summary>The innermost cause in words ("Connection refused", "The SSL connection could not be established"), never a URL with userinfo.</summary>
+    private static string Reason(HttpRequestException e)
+    {
+        var text = e.HttpRequestError switch
+        {
+            HttpRequestError.ConnectionError => "connection failed",
+            HttpRequestError.NameResolutionError => "the host name does not resolve",
+            HttpRequestError.SecureConnectionError => "the TLS handshake failed (is it an https:// URL for a plain-HTTP port?)",
+            _ => "no HTTP answer",
+        };
+        var inner = e.InnerException is System.Net.Sockets.SocketException socket ? $": {socket.SocketErrorCode}" : string.Empty;
+        return text + inner;
     }
 
     private static string ErrorCode(string body)

@@ -13,7 +13,9 @@ public sealed record VolumeManagerSettings(
     TimeSpan BackoffInitial,
     TimeSpan BackoffMax,
     TimeSpan HealthCheckTimeout,
-    string CacheDirectory);
+    string CacheDirectory,
+    string MountDirectory = "/run/s3supervisor/mounts",
+    string StateDirectory = "/var/lib/s3supervisor");
 
 /// <summary>
 /// Owns every volume on the node: one s3fs child per volume at its staging path, and bind mounts
@@ -37,6 +39,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly ILogger<VolumeManager> _logger;
     private readonly Observability.SupervisorMetrics _metrics;
     private readonly CancellationTokenSource _shutdown = new();
+    private readonly IS3AccessCheck _access;
 
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
     private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
@@ -52,8 +55,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
         TimeProvider time,
         VolumeManagerSettings settings,
         ILogger<VolumeManager> logger,
-        Observability.SupervisorMetrics? metrics = null)
+        Observability.SupervisorMetrics? metrics = null,
+        IS3AccessCheck? accessCheck = null)
     {
+        _access = accessCheck ?? new HttpS3AccessCheck(time);
         _metrics = metrics ?? new Observability.SupervisorMetrics();
         _launcher = launcher;
         _mounter = mounter;
@@ -101,12 +106,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
             volume.StagingPath = stagingPath;
             volume.Source = source;
             SetState(volume, VolumeState.Mounting, "Staging", $"mounting {Describe(source)} at {stagingPath}");
-            ClearLeftoverMount(stagingPath, "staging_path");
+            ClearLeftoverMount(volume, stagingPath, "staging_path");
             if (!source.Options.PublicBucket)
             {
                 _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
-                await S3AccessCheck.CheckAsync(source, credentials, _time, cancellationToken).ConfigureAwait(false);
             }
+            await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
             volume.Staged = true;
             await SaveJournalAsync().ConfigureAwait(false);
@@ -123,6 +128,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 UnmountStaging(volume);
             }
+            RemovePrivateMountDirectory(volume);
             Forget(volume);
             _credentials.Remove(volumeId);
             throw;
@@ -156,8 +162,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
             }
             if (volume.State == VolumeState.Ready && _mounter.FindMount(targetPath)?.Device != volume.Device)
             {
-                // The bind went missing (someone unmounted it): put it back.
-                _mounter.Bind(volume.StagingPath, targetPath, readOnly);
+                // The bind went missing (someone unmounted it): put it back, from the live mount only.
+                await EnsureLiveStagingAsync(volume, cancellationToken).ConfigureAwait(false);
+                ClearLeftoverMount(volume, targetPath, "target_path");
+                MountOrExplain("target_path", () => _mounter.Bind(volume.StagingPath, targetPath, readOnly, volume.Device));
             }
             return volume.Snapshot();
         }
@@ -165,9 +173,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is {StateName(volume.State)}; retry once it is ready"));
         }
-        _mounter.CreateDirectory(targetPath);
-        ClearLeftoverMount(targetPath, "target_path");
-        _mounter.Bind(volume.StagingPath, targetPath, readOnly);
+        // Only a live FUSE mount of this very volume is ever bound: never the bare staging directory
+        // (a file written there would land on the node's disk, and block every later heal).
+        await EnsureLiveStagingAsync(volume, cancellationToken).ConfigureAwait(false);
+        MountOrExplain("target_path", () => _mounter.CreateDirectory(targetPath));
+        ClearLeftoverMount(volume, targetPath, "target_path");
+        MountOrExplain("target_path", () => _mounter.Bind(volume.StagingPath, targetPath, readOnly, volume.Device));
         var target = new PublishTarget { TargetPath = targetPath, ReadOnly = readOnly, Pod = pod ?? new PodRef() };
         lock (volume.Targets)
         {
@@ -206,7 +217,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         var volume = Find(volumeId);
         if (volume is null)
         {
-            ClearLeftoverMount(targetPath, "target_path", onlyFuse: true, force: true);
+            await ReleaseUnownedPathAsync(volumeId, targetPath, "target_path", isTarget: true, cancellationToken).ConfigureAwait(false);
             return;
         }
         await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
@@ -217,15 +228,16 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         if (!known)
         {
-            ClearLeftoverMount(targetPath, "target_path", onlyFuse: true, force: true);
+            await ReleaseUnownedPathAsync(volumeId, targetPath, "target_path", isTarget: true, cancellationToken).ConfigureAwait(false);
             return;
         }
-        _mounter.UnmountAllLayers(targetPath);
+        MountOrExplain("target_path", () => _mounter.UnmountAllLayers(targetPath));
         lock (volume.Targets)
         {
             volume.Targets.Remove(targetPath);
         }
         await SaveJournalAsync().ConfigureAwait(false);
+        RemoveTargetDirectory(targetPath);
         Emit(volume, "Unpublished", $"unbound from {targetPath}");
     }
 
@@ -235,7 +247,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         var volume = Find(volumeId);
         if (volume is null)
         {
-            ClearLeftoverMount(stagingPath, "staging_path", onlyFuse: true, force: true);
+            await ReleaseUnownedPathAsync(volumeId, stagingPath, "staging_path", isTarget: false, cancellationToken).ConfigureAwait(false);
             _credentials.Remove(volumeId);
             return;
         }
@@ -257,7 +269,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
         await volume.Lifetime.CancelAsync().ConfigureAwait(false);
         SetState(volume, VolumeState.Unmounting, "Unstaging", $"stopping s3fs pid {volume.Child?.Pid}");
         await StopChildAsync(volume).ConfigureAwait(false);
-        _mounter.UnmountAllLayers(stagingPath);
+        UnmountStaging(volume);
+        RemovePrivateMountDirectory(volume);
         _credentials.Remove(volumeId);
         Forget(volume);
         await SaveJournalAsync().ConfigureAwait(false);
@@ -311,8 +324,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
             if (!source.Options.PublicBucket)
             {
                 _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
-                await S3AccessCheck.CheckAsync(source, credentials, _time, cancellationToken).ConfigureAwait(false);
             }
+            await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
             UnmountStaging(volume);
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
             RebindAllTargets(volume);
@@ -546,7 +559,14 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>Starts s3fs and waits until the FUSE mount is in mountinfo and answers stat. On failure nothing is left mounted or running.</summary>
     private async Task StartChildAsync(ManagedVolume volume, CancellationToken cancellationToken)
     {
-        _mounter.CreateDirectory(volume.StagingPath);
+        MountOrExplain("staging_path", () => _mounter.CreateDirectory(volume.StagingPath));
+        // s3fs mounts by name inside its own mount(2) call (libfuse2 realpath()s the mountpoint
+        // first), so it is never given a path under kubelet's root, where a directory could be
+        // swapped for a symlink in between: it mounts in our private directory, and the staging
+        // path gets a bind of that mount made through file descriptors (Mounter.Bind).
+        var mountPoint = PrivateMountPath(volume);
+        _mounter.UnmountAllLayers(mountPoint);
+        Directory.CreateDirectory(mountPoint, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var passwd = volume.Source.Options.PublicBucket ? null : _credentials.PasswdFile(volume.VolumeId);
         string? cache = null;
         if (volume.Source.Options.UseCache)
@@ -554,7 +574,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             cache = Path.Combine(_settings.CacheDirectory, CredentialStore.FileName(volume.VolumeId));
             Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        var arguments = S3fsArguments.Build(volume.Source, volume.StagingPath, passwd, cache);
+        var arguments = S3fsArguments.Build(volume.Source, mountPoint, passwd, cache);
         var child = _launcher.Start(arguments);
         volume.Child = child;
         LogChildStarted(volume.VolumeId, child.Pid, volume.StagingPath);
@@ -569,27 +589,29 @@ public sealed partial class VolumeManager : IAsyncDisposable
                     var code = await child.Exited.ConfigureAwait(false);
                     throw ChildFailed(volume, child, $"s3fs exited with code {code} before the mount was ready");
                 }
-                var mount = _mounter.FindMount(volume.StagingPath);
-                if (mount is { IsFuse: true } && await StatBeforeDeadlineAsync(volume, child, volume.StagingPath, deadline, cancellationToken).ConfigureAwait(false) == 0)
+                var mount = _mounter.FindMount(mountPoint);
+                if (mount is { IsFuse: true } && await StatBeforeDeadlineAsync(volume, child, mountPoint, deadline, cancellationToken).ConfigureAwait(false) == 0)
                 {
                     // s3fs 1.90 mounts first and checks the bucket and credentials inside its FUSE
                     // init, then exits (with code 0!) when they are wrong. A stat of a name that
                     // does not exist makes it ask S3 (HEAD) with the credentials: ENOENT means S3
                     // answered and let us in.
-                    var probe = await StatBeforeDeadlineAsync(volume, child, Path.Combine(volume.StagingPath, ReadinessProbeName), deadline, cancellationToken).ConfigureAwait(false);
+                    var probe = await StatBeforeDeadlineAsync(volume, child, Path.Combine(mountPoint, ReadinessProbeName), deadline, cancellationToken).ConfigureAwait(false);
                     if (probe is Errno.EACCES or Errno.EPERM)
                     {
                         throw ChildFailed(volume, child, "S3 denied access (check the credentials and the bucket policy)", StatusCode.PermissionDenied);
                     }
                     if (probe is 0 or Errno.ENOENT && !child.Exited.IsCompleted)
                     {
+                        MoveStrayFilesAside(volume);
+                        MountOrExplain("staging_path", () => _mounter.Bind(mountPoint, volume.StagingPath, readOnly: false, mount.Device));
                         volume.Device = mount.Device;
                         break;
                     }
                 }
                 if (_time.GetElapsedTime(deadline) > _settings.MountTimeout)
                 {
-                    throw ChildFailed(volume, child, $"the mount was not ready within {_settings.MountTimeout.TotalSeconds:0} s");
+                    throw ChildFailed(volume, child, $"the mount was not ready within {_settings.MountTimeout.TotalSeconds:0} s", StatusCode.Unavailable);
                 }
                 await Task.WhenAny(child.Exited, Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken)).ConfigureAwait(false);
             }
@@ -598,7 +620,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             child.Kill();
             await child.Exited.ConfigureAwait(false);
-            _mounter.UnmountAllLayers(volume.StagingPath);
+            // The staging bind is the last step and cannot have been made: only s3fs's own mount goes.
+            _mounter.UnmountAllLayers(mountPoint);
             volume.Child = null;
             volume.Device = string.Empty;
             child.Dispose();
@@ -620,7 +643,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         if (remaining <= TimeSpan.Zero || await Task.WhenAny(stat, Task.Delay(remaining, _time, cancellationToken)).ConfigureAwait(false) != stat)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            throw ChildFailed(volume, child, $"the mount did not answer within {_settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)");
+            throw ChildFailed(volume, child, $"the mount did not answer within {_settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)", StatusCode.Unavailable);
         }
         return await stat.ConfigureAwait(false);
     }
@@ -705,7 +728,23 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private void UnmountStaging(ManagedVolume volume)
     {
         _mounter.UnmountAllLayers(volume.StagingPath);
+        _mounter.UnmountAllLayers(PrivateMountPath(volume));
         volume.Device = string.Empty;
+    }
+
+    /// <summary>Where this volume's s3fs mounts: the supervisor's private directory, never a path a caller chose.</summary>
+    private string PrivateMountPath(ManagedVolume volume) => Path.Combine(_settings.MountDirectory, CredentialStore.FileName(volume.VolumeId));
+
+    private void RemovePrivateMountDirectory(ManagedVolume volume)
+    {
+        try
+        {
+            Directory.Delete(PrivateMountPath(volume));
+        }
+        catch (IOException)
+        {
+            // Gone already, or (after a failed unmount) still a mount point: the next start clears it.
+        }
     }
 
     /// <summary>Swaps every target to the live staging mount: dead layers off, the new bind on, one target at a time.</summary>
@@ -720,7 +759,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             _mounter.UnmountAllLayers(target.TargetPath);
             _mounter.CreateDirectory(target.TargetPath);
-            _mounter.Bind(volume.StagingPath, target.TargetPath, target.ReadOnly);
+            _mounter.Bind(volume.StagingPath, target.TargetPath, target.ReadOnly, volume.Device);
         }
     }
 
@@ -737,26 +776,187 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     /// <summary>
     /// A path about to be mounted on may hold a leftover of an earlier life (a dead s3fs, a bind of
-    /// one). A FUSE leftover is cleared; anything else is not ours to remove.
+    /// one). A dead FUSE leftover that no other volume owns is cleared; anything else is not ours to remove.
     /// </summary>
-    private void ClearLeftoverMount(string path, string field, bool onlyFuse = false, bool force = false)
+    private void ClearLeftoverMount(ManagedVolume self, string path, string field)
     {
         var mount = _mounter.FindMount(path);
         if (mount is null)
         {
             return;
         }
-        if (mount.IsFuse && (force || _mounter.Stat(path) == Errno.ENOTCONN))
+        if (OwnerOf(path, mount, except: self) is { } owner)
         {
-            _mounter.UnmountAllLayers(path);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a mount of volume {owner.VolumeId}; only that volume's calls may change it"));
+        }
+        if (mount.IsFuse && _mounter.Stat(path) == Errno.ENOTCONN)
+        {
+            MountOrExplain(field, () => _mounter.UnmountAllLayers(path));
             LogLeftoverCleared(path, mount.Device);
             return;
         }
-        if (onlyFuse)
+        throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is already a mount point ({mount.FsType} from {mount.Source})"));
+    }
+
+    /// <summary>
+    /// Unpublish or unstage of a path the named volume does not own (an unknown id, a retry after the
+    /// volume went away, a rebuild not yet done). Only the owner may remove a mount: a path that is
+    /// another volume's staging path, target or connection is refused; a dead FUSE leftover nobody
+    /// owns is cleared; a path with nothing mounted is an idempotent success.
+    /// </summary>
+    private async Task ReleaseUnownedPathAsync(string volumeId, string path, string field, bool isTarget, CancellationToken cancellationToken)
+    {
+        var mount = _mounter.FindMount(path);
+        if (mount is not null)
+        {
+            if (OwnerOf(path, mount) is { } owner && owner.VolumeId != volumeId)
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a mount of volume {owner.VolumeId}, not of {volumeId}; only that volume's calls may remove it"));
+            }
+            if (!mount.IsFuse)
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a {mount.FsType} mount this supervisor did not make; not touched"));
+            }
+            var errno = await BoundedStatAsync(path, cancellationToken).ConfigureAwait(false);
+            if (errno != Errno.ENOTCONN)
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a live FUSE mount ({mount.Source}) that no volume of this supervisor owns; not touched"));
+            }
+            MountOrExplain(field, () => _mounter.UnmountAllLayers(path));
+            LogLeftoverCleared(path, mount.Device);
+        }
+        if (isTarget)
+        {
+            RemoveTargetDirectory(path);
+        }
+    }
+
+    /// <summary>The known volume a mounted path belongs to: its staging path, one of its targets, or its live connection.</summary>
+    private ManagedVolume? OwnerOf(string path, MountEntry mount, ManagedVolume? except = null)
+    {
+        lock (_volumesLock)
+        {
+            foreach (var volume in _volumes.Values)
+            {
+                if (volume == except)
+                {
+                    continue;
+                }
+                bool target;
+                lock (volume.Targets)
+                {
+                    target = volume.Targets.ContainsKey(path);
+                }
+                if (volume.StagingPath == path || target || (mount.IsFuse && volume.Device.Length > 0 && volume.Device == mount.Device))
+                {
+                    return volume;
+                }
+            }
+        }
+        return null;
+    }
+
+    /// <summary>CSI: the SP deletes the target directory it created. Only an empty directory goes; never anything in it.</summary>
+    private void RemoveTargetDirectory(string targetPath)
+    {
+        try
+        {
+            if (!_mounter.RemoveDirectory(targetPath))
+            {
+                LogTargetKept(targetPath);
+            }
+        }
+        catch (IOException e)
+        {
+            LogTargetKept(targetPath + " (" + e.Message + ")");
+        }
+    }
+
+    /// <summary>Publish binds only a live FUSE mount of this very volume; otherwise the volume is healed first and the caller retries.</summary>
+    private async Task EnsureLiveStagingAsync(ManagedVolume volume, CancellationToken cancellationToken)
+    {
+        var problem = await ProbeAsync(volume, _mounter.ReadMounts(), cancellationToken).ConfigureAwait(false);
+        if (problem is null)
         {
             return;
         }
-        throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is already a mount point ({mount.FsType} from {mount.Source})"));
+        ScheduleHeal(volume, "StagingMountLost", problem);
+        throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volume.VolumeId} has no live staging mount ({problem}); the supervisor is healing it, retry"));
+    }
+
+    /// <summary>
+    /// Before s3fs's mount is bound on the staging directory: files found there were written to the
+    /// node's disk while no mount covered it. They are moved aside (never deleted) into the state
+    /// directory, and the move is reported.
+    /// </summary>
+    private void MoveStrayFilesAside(ManagedVolume volume)
+    {
+        var staging = volume.StagingPath;
+        if (_mounter.FindMount(staging) is not null || !Directory.Exists(staging))
+        {
+            return;
+        }
+        var entries = Directory.EnumerateFileSystemEntries(staging).ToArray();
+        if (entries.Length == 0)
+        {
+            return;
+        }
+        var destination = Path.Combine(_settings.StateDirectory, "stray", CredentialStore.FileName(volume.VolumeId) + "-" + _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmssfff", System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(destination, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        foreach (var entry in entries)
+        {
+            StrayFiles.Move(entry, Path.Combine(destination, Path.GetFileName(entry)));
+        }
+        var message = $"{entries.Length} file(s) found in the unmounted staging directory {staging} (written to the node's disk, not to S3) were moved to {destination}";
+        LogStrayFiles(volume.VolumeId, message);
+        Emit(volume, "StrayFilesMovedAside", message);
+        _ = NotifyStrayAsync(volume.Snapshot(), message);
+    }
+
+    private async Task NotifyStrayAsync(Volume snapshot, string message)
+    {
+        try
+        {
+            await _observer.OnStrayFilesAsync(snapshot, message, _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogObserverFailed(snapshot.VolumeId, e.Message);
+        }
+    }
+
+    /// <summary>Runs a mount-layer step and turns its path errors into statuses naming the field.</summary>
+    private static void MountOrExplain(string field, Action step)
+    {
+        try
+        {
+            step();
+        }
+        catch (PathRefusedException e)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: {e.PathName} {e.Reason}"));
+        }
+        catch (MountSourceException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"{field}: the staging mount {e.Message}; retry once the volume is healed"));
+        }
+        catch (InteropException e) when (e.Errno is Errno.EACCES or Errno.EPERM or Errno.EROFS)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: {e.Message}"));
+        }
+        catch (InteropException e) when (e.Errno is Errno.ENAMETOOLONG)
+        {
+            throw Common.Validate.Invalid(field, "is too long for the file system");
+        }
+    }
+
+    /// <summary>A forced statx that gives up after the health-check timeout (a hung FUSE connection blocks it).</summary>
+    private async Task<int> BoundedStatAsync(string path, CancellationToken cancellationToken)
+    {
+        var stat = Task.Run(() => _mounter.Stat(path), CancellationToken.None);
+        return await Task.WhenAny(stat, Task.Delay(_settings.HealthCheckTimeout, _time, cancellationToken)).ConfigureAwait(false) == stat
+            ? await stat.ConfigureAwait(false)
+            : Errno.ETIMEDOUT;
     }
 
     private (ManagedVolume Volume, bool Created) GetOrAdd(string volumeId)
@@ -933,6 +1133,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Volume {VolumeId}: recovery observer failed: {Reason}")]
     private partial void LogObserverFailed(string volumeId, string reason);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Volume {VolumeId}: {Detail}")]
+    private partial void LogStrayFiles(string volumeId, string detail);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "Target directory {Path} kept after unpublish: it is not empty or still a mount point")]
+    private partial void LogTargetKept(string path);
 
     private readonly struct LockHolder(SemaphoreSlim semaphore) : IAsyncDisposable
     {

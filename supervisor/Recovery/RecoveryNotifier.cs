@@ -70,6 +70,14 @@ public sealed partial class RecoveryNotifier : IRecoveryObserver
         }
     }
 
+    public async Task OnStrayFilesAsync(Volume volume, string message, CancellationToken cancellationToken)
+    {
+        foreach (var pod in Pods(volume))
+        {
+            await _events.RecordAsync(pod, warning: true, "StrayFilesMovedAside", $"s3 volume {volume.VolumeId}: {message}", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private static IEnumerable<PodIdentity> Pods(Volume volume) =>
         volume.Targets.Where(t => t.Pod is { Name.Length: > 0 }).Select(t => new PodIdentity(t.Pod.Uid, t.Pod.Name, t.Pod.Namespace)).Distinct();
 

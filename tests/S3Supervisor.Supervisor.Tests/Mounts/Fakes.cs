@@ -49,15 +49,21 @@ internal sealed class FakeMounter : IMounter
         }
     }
 
-    public void Bind(string source, string target, bool readOnly)
+    public void Bind(string source, string target, bool readOnly, string? expectedSourceDevice = null)
     {
         lock (_mounts)
         {
             var src = FindMount(source) ?? throw new InteropException("mount", Errno.EINVAL, source);
+            if (expectedSourceDevice is not null && src.Device != expectedSourceDevice)
+            {
+                throw new MountSourceException(source, $"is not the mount {expectedSourceDevice} any more");
+            }
             Push(target, src with { MountPoint = target, Options = [readOnly ? "ro" : "rw"] });
             Log.Add($"bind {source} {target} {(readOnly ? "ro" : "rw")}");
         }
     }
+
+    public bool RemoveDirectory(string path) => FindMount(path) is null;
 
     public bool UnmountLazy(string path)
     {
@@ -168,4 +174,10 @@ internal sealed class FakeProcess : IS3fsProcess
     }
 
     public override string ToString() => Pid.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>S3 lets every volume in: the unit tests are about the volume manager, not about S3.</summary>
+internal sealed class AllowingAccessCheck : IS3AccessCheck
+{
+    public Task CheckAsync(S3Supervisor.Api.V1.VolumeSource source, S3Supervisor.Api.V1.Credentials? credentials, CancellationToken cancellationToken) => Task.CompletedTask;
 }

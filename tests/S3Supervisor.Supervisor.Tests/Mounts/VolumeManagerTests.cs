@@ -26,8 +26,9 @@ public sealed class VolumeManagerTests : IAsyncLifetime
             new VolumeEventHub(),
             new NullRecoveryObserver(),
             _time,
-            new VolumeManagerSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(1), Path.Combine(_dir, "cache")),
-            NullLogger<VolumeManager>.Instance);
+            new VolumeManagerSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(1), Path.Combine(_dir, "cache"), Path.Combine(_dir, "mounts"), Path.Combine(_dir, "state")),
+            NullLogger<VolumeManager>.Instance,
+            accessCheck: new AllowingAccessCheck());
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -150,7 +151,8 @@ public sealed class VolumeManagerTests : IAsyncLifetime
         await _manager.PublishAsync("v1", "/k/pods/a/mount", false, null, CancellationToken.None);
         var error = await Assert.ThrowsAsync<RpcException>(() => _manager.PublishAsync("v1", "/k/pods/a/mount", true, null, CancellationToken.None));
         Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
-        Assert.Single(_mounter.Log, l => l.StartsWith("bind", StringComparison.Ordinal));
+        // One bind of the target (the staging path itself is a bind of s3fs's private mount).
+        Assert.Single(_mounter.Log, l => l.StartsWith("bind", StringComparison.Ordinal) && l.EndsWith("/k/pods/a/mount rw", StringComparison.Ordinal));
     }
 
     [Fact]

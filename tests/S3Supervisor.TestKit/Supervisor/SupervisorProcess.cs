@@ -82,6 +82,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
             ["Supervisor__StateDirectory"] = layout.StateDirectory,
             ["Supervisor__SecretsDirectory"] = layout.SecretsDirectory,
             ["Supervisor__CacheDirectory"] = Path.Combine(layout.Root, "cache"),
+            ["Supervisor__MountDirectory"] = Path.Combine(layout.RunDirectory, "mounts"),
             ["Supervisor__HealthCheckInterval"] = "00:00:01",
             ["Supervisor__BackoffInitial"] = "00:00:00.200",
             ["Supervisor__ShutdownGrace"] = "00:00:10",

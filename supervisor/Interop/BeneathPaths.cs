@@ -1,0 +1,143 @@
+using System.Globalization;
+using Tmds.Linux;
+
+namespace S3Supervisor.Supervisor.Interop;
+
+/// <summary>
+/// Path operations that resolve a path exactly once, strictly beneath a trusted directory
+/// descriptor, and then act on the descriptor: no second resolution by name that a swapped
+/// directory or a new symlink could redirect (the check-then-mount race). Resolution refuses "..",
+/// every symlink and every /proc magic link on the way (openat2 RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS); it may cross into other mounts (kubelet's pod
+/// directories hold tmpfs and other volumes).
+/// </summary>
+internal static unsafe partial class Libc
+{
+    private const int AT_REMOVEDIR = 0x200;
+    private const uint MOVE_MOUNT_T_EMPTY_PATH = 0x40;
+
+    /// <summary>An O_PATH handle on <paramref name="relative"/> beneath <paramref name="directory"/>, or the errno (ELOOP/EXDEV: a symlink or an escape; ENOENT; ENOTDIR).</summary>
+    public static int TryOpenDirectoryBeneath(FileDescriptorHandle directory, string relative, out FileDescriptorHandle? handle)
+    {
+        var fd = OpenBeneathCore(directory, relative, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, out var error);
+        handle = fd >= 0 ? new FileDescriptorHandle(fd) : null;
+        return fd >= 0 ? 0 : error;
+    }
+
+    /// <summary>mkdirat(directory, name, mode): 0 or the errno (EEXIST when something is there already).</summary>
+    public static int MakeDirectoryAt(FileDescriptorHandle directory, string name, uint mode)
+    {
+        var n = Utf8(name);
+        using var dir = new FdLease(directory);
+        fixed (byte* p = n)
+        {
+            while (true)
+            {
+                if (LibC.mkdirat(dir.Fd, p, (mode_t)mode) == 0)
+                {
+                    return 0;
+                }
+                var error = LibC.errno;
+                if (error != Errno.EINTR)
+                {
+                    return error;
+                }
+            }
+        }
+    }
+
+    /// <summary>unlinkat(directory, name, AT_REMOVEDIR): removes an empty directory; 0 or the errno (ENOTEMPTY, EBUSY for a mount point, ENOENT).</summary>
+    public static int RemoveDirectoryAt(FileDescriptorHandle directory, string name)
+    {
+        var n = Utf8(name);
+        using var dir = new FdLease(directory);
+        fixed (byte* p = n)
+        {
+            while (true)
+            {
+                if (LibC.unlinkat(dir.Fd, p, AT_REMOVEDIR) == 0)
+                {
+                    return 0;
+                }
+                var error = LibC.errno;
+                if (error != Errno.EINTR)
+                {
+                    return error;
+                }
+            }
+        }
+    }
+
+    /// <summary>move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH): attaches a detached tree on the directory the target descriptor refers to.</summary>
+    public static void MoveMountOnto(FileDescriptorHandle tree, FileDescriptorHandle target, string pathForErrors)
+    {
+        var empty = Utf8(string.Empty);
+        using var from = new FdLease(tree);
+        using var to = new FdLease(target);
+        fixed (byte* e = empty)
+        {
+            while ((int)LibC.syscall((syscall_arg)SYS_move_mount, (syscall_arg)from.Fd, (syscall_arg)e, (syscall_arg)to.Fd, (syscall_arg)e, (syscall_arg)(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0)
+            {
+                var error = LibC.errno;
+                if (error != Errno.EINTR)
+                {
+                    throw new InteropException("move_mount", error, pathForErrors);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// umount2 of the entry <paramref name="name"/> inside an already resolved directory, with
+    /// MNT_DETACH | UMOUNT_NOFOLLOW: the walk goes through /proc/self/fd/N, which the kernel follows
+    /// to exactly that directory (no re-resolution by name). 0, or the errno (EINVAL: not a mount point).
+    /// </summary>
+    public static int DetachMountAt(FileDescriptorHandle directory, string name)
+    {
+        using var dir = new FdLease(directory);
+        var path = Utf8(string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{dir.Fd}/{name}"));
+        fixed (byte* p = path)
+        {
+            while (true)
+            {
+                if (LibC.umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+                {
+                    return 0;
+                }
+                var error = LibC.errno;
+                if (error != Errno.EINTR)
+                {
+                    return error;
+                }
+            }
+        }
+    }
+
+    private static int OpenBeneathCore(FileDescriptorHandle directory, string relative, ulong resolve, out int error)
+    {
+        var how = new OpenHow
+        {
+            Flags = (ulong)(LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
+            Resolve = resolve,
+        };
+        var rel = Utf8(relative.Length == 0 ? "." : relative);
+        using var dir = new FdLease(directory);
+        fixed (byte* r = rel)
+        {
+            while (true)
+            {
+                var fd = (int)LibC.syscall((syscall_arg)SYS_openat2, (syscall_arg)dir.Fd, (syscall_arg)r, (syscall_arg)(&how), (syscall_arg)(uint)sizeof(OpenHow));
+                if (fd >= 0)
+                {
+                    error = 0;
+                    return fd;
+                }
+                error = LibC.errno;
+                if (error != Errno.EINTR && error != Errno.EAGAIN)
+                {
+                    return -1;
+                }
+            }
+        }
+    }
+}
