@@ -47,6 +47,7 @@ public static class SupervisorHosting
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<PeerCredentialInterceptor>();
+            o.Interceptors.Add<UnhandledErrorInterceptor>();
             o.EnableDetailedErrors = false;
         });
         services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());

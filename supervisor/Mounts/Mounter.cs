@@ -97,9 +97,7 @@ public sealed class Mounter : IMounter
             }
         }
         using var to = OpenDirectory(target);
-        var (targetDevice, _) = Libc.StatIdentity(to, target);
-        var holder = Libc.DeviceName(targetDevice);
-        if (MountInfo.Read().Any(m => m.IsFuse && m.Device == holder))
+        if (OnFuse(to, target))
         {
             throw new PathRefusedException(target, "lies on a FUSE mount (another volume's files); a mount target must not");
         }
@@ -144,6 +142,11 @@ public sealed class Mounter : IMounter
                 var error = Libc.TryOpenDirectoryBeneath(handle, name, out var next);
                 if (error == Errno.ENOENT)
                 {
+                    if (OnFuse(handle, walked))
+                    {
+                        // Never create a directory inside a volume's files (it would become an S3 object).
+                        throw new PathRefusedException(walked, "lies on a FUSE mount (another volume's files); a mount target must not");
+                    }
                     var made = Libc.MakeDirectoryAt(handle, name, 0b111_101_000); // 0750
                     if (made is not (0 or Errno.EEXIST))
                     {
@@ -204,6 +207,14 @@ public sealed class Mounter : IMounter
     }
 
     private static FileDescriptorHandle OpenRoot(string root) => Libc.OpenDirectoryPath(root);
+
+    /// <summary>Whether the directory behind a descriptor belongs to a FUSE file system (its device is a FUSE mount's).</summary>
+    private static bool OnFuse(FileDescriptorHandle directory, string path)
+    {
+        var (device, _) = Libc.StatIdentity(directory, path);
+        var name = Libc.DeviceName(device);
+        return MountInfo.Read().Any(m => m.IsFuse && m.Device == name);
+    }
 
     private static (ulong Device, ulong Inode) StatHandle(FileDescriptorHandle handle, string path)
     {

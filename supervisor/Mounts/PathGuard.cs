@@ -62,7 +62,11 @@ public sealed class PathGuard
         {
             // The parent does not exist yet: judge the lexical path, nothing can be resolved below it.
             // Creation later goes through CreateDirectory on this same checked path.
-            resolvedParent = ResolveExistingPrefix(parent);
+            resolvedParent = ResolveExistingPrefix(parent, field);
+        }
+        catch (InteropException e)
+        {
+            throw Unresolvable(field, e.Errno);
         }
         var canonical = resolvedParent == "/" ? "/" + segments[^1] : resolvedParent + "/" + segments[^1];
         if (!_roots.Any(root => canonical.StartsWith(root + "/", StringComparison.Ordinal)))
@@ -76,11 +80,19 @@ public sealed class PathGuard
         return canonical;
     }
 
+    /// <summary>ELOOP (a symlink loop), EACCES (a directory on the way we may not search) and the like: never mounted on.</summary>
+    private static RpcException Unresolvable(string field, int errno) => errno switch
+    {
+        Errno.ENAMETOOLONG => Validate.Invalid(field, "is too long for the file system"),
+        Errno.ELOOP => new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: passes through a symbolic link loop")),
+        _ => new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: cannot be resolved ({Errno.Name(errno)})")),
+    };
+
     private RpcException Denied(string field) =>
         new(new Status(StatusCode.PermissionDenied, $"{field}: is outside the allowed roots ({string.Join(", ", _roots)})"));
 
     /// <summary>Resolves the longest existing ancestor and appends the rest lexically.</summary>
-    private static string ResolveExistingPrefix(string path)
+    private static string ResolveExistingPrefix(string path, string field)
     {
         var current = path;
         var rest = new Stack<string>();
@@ -93,8 +105,17 @@ public sealed class PathGuard
             }
             catch (InteropException e) when (e.Errno is Errno.ENOENT or Errno.ENOTDIR)
             {
+                if (IsSymlink(current))
+                {
+                    // A dangling symlink: where it would lead is not ours to create.
+                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: passes through a dangling symbolic link"));
+                }
                 rest.Push(Path.GetFileName(current));
                 current = Path.GetDirectoryName(current) ?? "/";
+            }
+            catch (InteropException e)
+            {
+                throw Unresolvable(field, e.Errno);
             }
         }
         return "/" + string.Join('/', rest);
@@ -106,9 +127,10 @@ public sealed class PathGuard
         {
             return new FileInfo(path).LinkTarget is not null;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A dead FUSE mountpoint answers ENOTCONN: it is a mountpoint, not a link.
+            // A dead FUSE mountpoint answers ENOTCONN: it is a mountpoint, not a link. lstat needs
+            // no permission on the entry itself; a parent we may not search fails later, by its own rule.
             return false;
         }
     }

@@ -44,6 +44,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
     private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
     private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _awaitingRestore = new(StringComparer.Ordinal);
+    private bool _restoreScanPending;
 
     public VolumeManager(
         IS3fsLauncher launcher,
@@ -249,6 +251,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             await ReleaseUnownedPathAsync(volumeId, stagingPath, "staging_path", isTarget: false, cancellationToken).ConfigureAwait(false);
             _credentials.Remove(volumeId);
+            // kubelet is done with it: a rebuild still working on it must not bring it back.
+            RestoreSettled(volumeId);
             return;
         }
         await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
@@ -298,6 +302,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     {
         var (volume, created, held) = await AcquireAsync(volumeId, wait: true, cancellationToken).ConfigureAwait(false);
         await using var lease = held;
+        RestoreSettled(volumeId);
         if (!created && volume.Staged)
         {
             return volume.Snapshot();
@@ -1107,8 +1112,51 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     private static string Message(Exception e) => e is RpcException rpc ? rpc.Status.Detail : e.Message;
 
-    private static RpcException NotFound(string volumeId) =>
-        new(new Status(StatusCode.NotFound, $"volume_id: {volumeId} is not staged on this node"));
+    /// <summary>
+    /// NOT_FOUND is final for kubelet. While the rebuild after a restart has not yet looked at its
+    /// sources, or still works on this very volume (kubelet's directories or the journal know it),
+    /// the answer is UNAVAILABLE: retry, it is coming back.
+    /// </summary>
+    private RpcException NotFound(string volumeId)
+    {
+        lock (_awaitingRestore)
+        {
+            if (_restoreScanPending || _awaitingRestore.Contains(volumeId))
+            {
+                return new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is being restored after a supervisor restart; retry shortly"));
+            }
+        }
+        return new RpcException(new Status(StatusCode.NotFound, $"volume_id: {volumeId} is not staged on this node"));
+    }
+
+    /// <summary>Called before the host serves when a rebuild will run: until it has scanned, unknown ids are "not yet", not "never".</summary>
+    public void ExpectRestore()
+    {
+        lock (_awaitingRestore)
+        {
+            _restoreScanPending = true;
+        }
+    }
+
+    /// <summary>The volumes the rebuild will try to bring back (known to kubelet's directories or the journal).</summary>
+    public void SetAwaitingRestore(IEnumerable<string> volumeIds)
+    {
+        lock (_awaitingRestore)
+        {
+            _awaitingRestore.Clear();
+            _awaitingRestore.UnionWith(volumeIds);
+            _restoreScanPending = false;
+        }
+    }
+
+    /// <summary>The rebuild is done with a volume (restored, dropped, or given up): its id is answered for what it is.</summary>
+    public void RestoreSettled(string volumeId)
+    {
+        lock (_awaitingRestore)
+        {
+            _awaitingRestore.Remove(volumeId);
+        }
+    }
 
     [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Volume {VolumeId} is {State} ({Reason}): {Detail}")]
     private partial void LogStateChanged(string volumeId, string state, string reason, string detail);
