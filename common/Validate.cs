@@ -57,6 +57,32 @@ public static class Validate
         }
     }
 
+    /// <summary>Rejects any control character (NUL, CR, LF, TAB, DEL, C1) anywhere in the value.</summary>
+    public static void NoControlCharacters(string value, string field)
+    {
+        if (value.Any(char.IsControl))
+        {
+            throw Invalid(field, "must not contain control characters");
+        }
+    }
+
+    /// <summary>A caller's text made safe to quote in a message: control characters become '?', at most <paramref name="max"/> characters.</summary>
+    public static string Shown(string? value, int max = 256)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return string.Empty;
+        }
+        var cut = value.Length > max ? value[..max] + "..." : value;
+        return string.Create(cut.Length, cut, (span, text) =>
+        {
+            for (var i = 0; i < text.Length; i++)
+            {
+                span[i] = char.IsControl(text[i]) ? '?' : text[i];
+            }
+        });
+    }
+
     /// <summary>Turns generated C# property names ("request.VolumeId") into proto field names ("volume_id").</summary>
     public static string FieldName(string expression)
     {

@@ -40,6 +40,7 @@ public static class VolumeContext
                 throw Validate.Invalid($"{field}[{Sanitize(key)}]", $"is not a known key (known: {Bucket}, {Prefix}, {Endpoint}, {Region}, {Options})");
             }
         }
+        RefuseEphemeral(context, field);
         var source = new VolumeSource
         {
             Bucket = context.GetValueOrDefault(Bucket, string.Empty),
@@ -69,6 +70,11 @@ public static class VolumeContext
     {
         var source = Parse(context, field);
         var flags = mountFlags.ToArray();
+        for (var i = 0; i < flags.Length; i++)
+        {
+            // Checked one by one: joined, a "\n" would only be trimmed away and a NUL ignored by number parsing.
+            Validate.NoControlCharacters(flags[i], $"volume_capability.mount.mount_flags[{i}]");
+        }
         if (flags.Length > 0)
         {
             source.Options.MergeFrom(ParseOptions(string.Join(',', flags), "volume_capability.mount.mount_flags"));
@@ -79,6 +85,18 @@ public static class VolumeContext
         }
         source.Options = VolumeSourceRules.Options(source.Options, $"{field}[{Options}]");
         return source;
+    }
+
+    /// <summary>
+    /// Inline ephemeral volumes (kubelet sets <c>csi.storage.k8s.io/ephemeral: "true"</c>) are not
+    /// supported: any value but "false" (what kubelet sends for a PersistentVolume) is refused.
+    /// </summary>
+    public static void RefuseEphemeral(IReadOnlyDictionary<string, string> context, string field = "volume_context")
+    {
+        if (context.TryGetValue(Ephemeral, out var value) && !string.Equals(value, "false", StringComparison.Ordinal))
+        {
+            throw Validate.Invalid($"{field}[{Ephemeral}]", "inline ephemeral volumes are not supported; use a PersistentVolume");
+        }
     }
 
     /// <summary>Writes a source back as a volume context (what CreateVolume returns).</summary>
@@ -108,6 +126,13 @@ public static class VolumeContext
     public static MountOptions ParseOptions(string? text, string field = "options")
     {
         var o = new MountOptions();
+        if (string.IsNullOrEmpty(text))
+        {
+            return o;
+        }
+        // Before anything is split or trimmed: TrimEntries would drop a trailing "\r" or "\n" and
+        // uint parsing ignores trailing NULs, so "uid=1000\0" would otherwise pass as uid=1000.
+        Validate.NoControlCharacters(text, field);
         if (string.IsNullOrWhiteSpace(text))
         {
             return o;

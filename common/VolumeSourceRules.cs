@@ -36,6 +36,7 @@ public static class VolumeSourceRules
         Bucket(source.Bucket, $"{field}.bucket");
         result.Prefix = Prefix(source.Prefix, $"{field}.prefix");
         Endpoint(source.Endpoint, $"{field}.endpoint");
+        result.Endpoint = LowerCaseScheme(source.Endpoint);
         Region(source.Region, $"{field}.region");
         result.Options = Options(source.Options, $"{field}.options");
         return result;
@@ -142,6 +143,16 @@ public static class VolumeSourceRules
         return uri;
     }
 
+    /// <summary>
+    /// "HTTP://host:port/" → "http://host:port/". RFC 3986 schemes are case-insensitive, but s3fs
+    /// accepts only lower case; the rest of the URL stays as written.
+    /// </summary>
+    public static string LowerCaseScheme(string endpoint)
+    {
+        var colon = endpoint.IndexOf(':', StringComparison.Ordinal);
+        return colon <= 0 ? endpoint : endpoint[..colon].ToLowerInvariant() + endpoint[colon..];
+    }
+
     public static void Region(string? region, string field = "region")
     {
         if (string.IsNullOrEmpty(region))
@@ -164,6 +175,14 @@ public static class VolumeSourceRules
     public static MountOptions Options(MountOptions? options, string field = "options")
     {
         var o = options?.Clone() ?? new MountOptions();
+        // Every string option, including ones added later: a control character never reaches s3fs's -o list.
+        foreach (var option in MountOptions.Descriptor.Fields.InFieldNumberOrder())
+        {
+            if (option.FieldType == Google.Protobuf.Reflection.FieldType.String && option.Accessor.HasValue(o))
+            {
+                Validate.NoControlCharacters((string)option.Accessor.GetValue(o), $"{field}.{option.Name}");
+            }
+        }
         if (o.HasUmask)
         {
             if (o.Umask.Length is 0 or > 4 || o.Umask.Any(c => c is < '0' or > '7'))

@@ -72,12 +72,12 @@ public sealed class ControllerService(VolumeProvisioner provisioner, VolumeLocks
         }
         if (VolumeHandle.TryParse(volumeId) is null)
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"volume {volumeId} does not exist (not an id of this driver)"));
+            throw new RpcException(new Status(StatusCode.NotFound, $"volume_id: {Validate.Shown(volumeId)} does not exist (not an id of this driver)"));
         }
         var credentials = CsiValidation.Credentials(request.Secrets);
         if (credentials is not null && !await provisioner.ExistsAsync(volumeId, credentials, context.CancellationToken).ConfigureAwait(false))
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"volume {volumeId} does not exist"));
+            throw new RpcException(new Status(StatusCode.NotFound, $"volume_id: {volumeId} does not exist"));
         }
         foreach (var capability in request.VolumeCapabilities)
         {

@@ -3,13 +3,15 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
+using S3Supervisor.Common;
 
 namespace S3Supervisor.Plugin.Csi;
 
 /// <summary>
 /// One log line per CSI call in and one out, the request rendered with its secrets stripped.
 /// Frequent polling calls (Probe, capabilities, stats) log at Debug. An exception that is not an
-/// RpcException becomes Internal with a generic message: its text might carry anything.
+/// RpcException becomes Internal with a short reference to its log line: its text might carry anything.
+/// Every status detail and every line is passed through <see cref="Redaction.UrlUserInfo"/>.
 /// </summary>
 public sealed partial class CsiLoggingInterceptor(ILogger<CsiLoggingInterceptor> logger) : Interceptor
 {
@@ -24,7 +26,8 @@ public sealed partial class CsiLoggingInterceptor(ILogger<CsiLoggingInterceptor>
         var level = Quiet.Contains(method) ? LogLevel.Debug : LogLevel.Information;
         if (logger.IsEnabled(level))
         {
-            Log.Request(logger, level, context.Method, request is IMessage m ? SecretStripper.Format(m) : "?");
+            // Secrets stripped by field, and URL userinfo (a key in an endpoint) wherever it hides.
+            Log.Request(logger, level, context.Method, request is IMessage m ? Redaction.UrlUserInfo(SecretStripper.Format(m)) : "?");
         }
         var started = Stopwatch.GetTimestamp();
         try
@@ -35,8 +38,14 @@ public sealed partial class CsiLoggingInterceptor(ILogger<CsiLoggingInterceptor>
         }
         catch (RpcException e)
         {
-            Log.Failed(logger, context.Method, e.StatusCode, e.Status.Detail, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            throw;
+            // A detail may quote an endpoint or a child's output, from here or from the supervisor.
+            var detail = Redaction.UrlUserInfo(e.Status.Detail);
+            Log.Failed(logger, context.Method, e.StatusCode, detail, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            if (string.Equals(detail, e.Status.Detail, StringComparison.Ordinal))
+            {
+                throw;
+            }
+            throw new RpcException(new Status(e.StatusCode, detail), e.Trailers);
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
@@ -45,8 +54,10 @@ public sealed partial class CsiLoggingInterceptor(ILogger<CsiLoggingInterceptor>
         }
         catch (Exception e)
         {
-            Log.Unexpected(logger, e, context.Method);
-            throw new RpcException(new Status(StatusCode.Internal, $"unexpected {e.GetType().Name} in the plugin; see its log"));
+            // The caller gets a reference to the log line, never the exception's text.
+            var reference = ErrorReference.New();
+            Log.Unexpected(logger, context.Method, reference, Redaction.UrlUserInfo(e.ToString()));
+            throw new RpcException(new Status(StatusCode.Internal, ErrorReference.Detail(reference, "plugin")));
         }
     }
 
@@ -61,7 +72,8 @@ public sealed partial class CsiLoggingInterceptor(ILogger<CsiLoggingInterceptor>
         [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "CSI call {Method} failed with {Code}: {Detail} ({ElapsedMs:F1} ms)")]
         public static partial void Failed(ILogger logger, string method, StatusCode code, string detail, double elapsedMs);
 
-        [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "CSI call {Method} failed unexpectedly")]
-        public static partial void Unexpected(ILogger logger, Exception exception, string method);
+        /// <summary>The exception goes in as redacted text, not as an Exception the logger would print verbatim.</summary>
+        [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "CSI call {Method} failed unexpectedly (ref {Reference}): {Exception}")]
+        public static partial void Unexpected(ILogger logger, string method, string reference, string exception);
     }
 }

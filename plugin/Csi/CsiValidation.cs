@@ -169,8 +169,16 @@ public static class CsiValidation
         return value;
     }
 
-    public static PodRef? Pod(IReadOnlyDictionary<string, string> context)
+    /// <summary>The pod from podInfoOnMount keys; each value printable, without whitespace, at most 253 characters.</summary>
+    public static PodRef? Pod(IReadOnlyDictionary<string, string> context, string field = "volume_context")
     {
+        foreach (var key in new[] { VolumeContext.PodUid, VolumeContext.PodName, VolumeContext.PodNamespace, VolumeContext.ServiceAccountName })
+        {
+            if (context.TryGetValue(key, out var value) && (value.Length > 253 || value.Any(c => char.IsControl(c) || char.IsWhiteSpace(c))))
+            {
+                throw Validate.Invalid($"{field}[{key}]", "must be at most 253 characters without whitespace or control characters");
+            }
+        }
         var uid = context.GetValueOrDefault(VolumeContext.PodUid, string.Empty);
         var name = context.GetValueOrDefault(VolumeContext.PodName, string.Empty);
         var ns = context.GetValueOrDefault(VolumeContext.PodNamespace, string.Empty);

@@ -5,6 +5,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
+using S3Supervisor.Common;
 using S3Supervisor.Plugin.Hosting;
 
 namespace S3Supervisor.Plugin.Csi;
@@ -52,7 +53,7 @@ public sealed partial class IdentityService(IOptions<CsiOptions> options, Superv
         }
         catch (RpcException e) when (!context.CancellationToken.IsCancellationRequested)
         {
-            Log.SupervisorNotReady(logger, options.Value.SupervisorSocket, e.StatusCode, e.Status.Detail);
+            Log.SupervisorNotReady(logger, options.Value.SupervisorSocket, e.StatusCode, Redaction.UrlUserInfo(e.Status.Detail));
             return new ProbeResponse { Ready = false };
         }
     }

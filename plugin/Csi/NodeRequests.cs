@@ -43,23 +43,23 @@ public static class NodeRequests
     {
         var volumeId = CsiValidation.VolumeId(request.VolumeId);
         var targetPath = CsiValidation.Path(request.TargetPath, "target_path");
+        // Every INVALID_ARGUMENT (a missing capability included) comes before the FAILED_PRECONDITION
+        // below: conformance clients send neither and expect the malformed request to be named.
+        var (_, mode) = CsiValidation.Capability(request.VolumeCapability);
+        VolumeContext.RefuseEphemeral(request.VolumeContext);
+        var pod = CsiValidation.Pod(request.VolumeContext);
         if (string.IsNullOrEmpty(request.StagingTargetPath))
         {
             // The spec's code for "STAGE_UNSTAGE_VOLUME is set but no staging_target_path".
             throw new RpcException(new Status(StatusCode.FailedPrecondition, "staging_target_path: is required, the plugin stages volumes (STAGE_UNSTAGE_VOLUME)"));
         }
         CsiValidation.Path(request.StagingTargetPath, "staging_target_path");
-        var (_, mode) = CsiValidation.Capability(request.VolumeCapability);
-        if (string.Equals(request.VolumeContext.GetValueOrDefault(VolumeContext.Ephemeral), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            throw Validate.Invalid($"volume_context[{VolumeContext.Ephemeral}]", "inline ephemeral volumes are not supported; use a PersistentVolume");
-        }
         var publish = new PublishVolumeRequest
         {
             VolumeId = volumeId,
             TargetPath = targetPath,
             ReadOnly = request.Readonly || CsiValidation.IsReaderOnly(mode),
-            Pod = CsiValidation.Pod(request.VolumeContext),
+            Pod = pod,
         };
         // Node-publish secrets, re-sent by kubelet on every republish: how rotated keys reach the supervisor.
         if (CsiValidation.Credentials(request.Secrets) is { } credentials)

@@ -15,6 +15,9 @@ namespace S3Supervisor.Plugin.Csi;
 /// </summary>
 public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls supervisor, VolumeLocks locks) : Node.NodeBase
 {
+    /// <summary>The supervisor names its field staging_path; kubelet knows it as staging_target_path.</summary>
+    private static readonly (string Supervisor, string Csi)[] StagingPathField = [("staging_path", "staging_target_path")];
+
     public override Task<NodeGetInfoResponse> NodeGetInfo(NodeGetInfoRequest request, ServerCallContext context) =>
         Task.FromResult(new NodeGetInfoResponse { NodeId = options.Value.NodeId ?? string.Empty });
 
@@ -32,7 +35,7 @@ public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls su
     {
         var stage = NodeRequests.Stage(request);
         using var lease = locks.Acquire($"volume/{stage.VolumeId}", $"volume {stage.VolumeId}");
-        await supervisor.Call((c, o) => c.StageVolumeAsync(stage, o), context).ConfigureAwait(false);
+        await supervisor.Call((c, o) => c.StageVolumeAsync(stage, o), context, StagingPathField).ConfigureAwait(false);
         return new NodeStageVolumeResponse();
     }
 
@@ -44,7 +47,7 @@ public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls su
             StagingPath = CsiValidation.Path(request.StagingTargetPath, "staging_target_path"),
         };
         using var lease = locks.Acquire($"volume/{unstage.VolumeId}", $"volume {unstage.VolumeId}");
-        await supervisor.Call((c, o) => c.UnstageVolumeAsync(unstage, o), context).ConfigureAwait(false);
+        await supervisor.Call((c, o) => c.UnstageVolumeAsync(unstage, o), context, StagingPathField).ConfigureAwait(false);
         return new NodeUnstageVolumeResponse();
     }
 
@@ -75,11 +78,13 @@ public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls su
     public override async Task<NodeGetVolumeStatsResponse> NodeGetVolumeStats(NodeGetVolumeStatsRequest request, ServerCallContext context)
     {
         var volumeId = CsiValidation.VolumeId(request.VolumeId);
-        var path = CsiValidation.Path(request.VolumePath, "volume_path");
+        // Only a missing path is malformed; any other path that is not one of the volume's (relative,
+        // odd characters, too long) is simply not found, after an unknown volume is (CSI spec).
+        var path = Validate.Required(request.VolumePath);
         var volume = await supervisor.Call((c, o) => c.GetVolumeAsync(new GetVolumeRequest { VolumeId = volumeId }, o), context).ConfigureAwait(false);
         if (!NodeRequests.Serves(volume, path))
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"volume_path: {path} is neither the staging path nor a publish target of volume {volumeId}"));
+            throw new RpcException(new Status(StatusCode.NotFound, $"volume_path: {Validate.Shown(path)} is neither the staging path nor a publish target of volume {volumeId}"));
         }
         return new NodeGetVolumeStatsResponse
         {

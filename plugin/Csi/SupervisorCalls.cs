@@ -12,7 +12,8 @@ public sealed class SupervisorCalls(Supervisor.SupervisorClient client, string s
 {
     public Supervisor.SupervisorClient Client => client;
 
-    public async Task<T> Call<T>(Func<Supervisor.SupervisorClient, CallOptions, AsyncUnaryCall<T>> call, ServerCallContext context)
+    /// <param name="fields">Supervisor field names to show as the CSI request's names when a detail starts with one ("staging_path:").</param>
+    public async Task<T> Call<T>(Func<Supervisor.SupervisorClient, CallOptions, AsyncUnaryCall<T>> call, ServerCallContext context, IReadOnlyList<(string Supervisor, string Csi)>? fields = null)
     {
         var deadline = context.Deadline == DateTime.MaxValue ? (DateTime?)null : context.Deadline;
         try
@@ -21,8 +22,20 @@ public sealed class SupervisorCalls(Supervisor.SupervisorClient client, string s
         }
         catch (RpcException e)
         {
-            throw Map(e, socketPath);
+            throw Rename(Map(e, socketPath), fields);
         }
+    }
+
+    private static RpcException Rename(RpcException e, IReadOnlyList<(string Supervisor, string Csi)>? fields)
+    {
+        foreach (var (from, to) in fields ?? [])
+        {
+            if (e.Status.Detail.StartsWith(from + ":", StringComparison.Ordinal))
+            {
+                return new RpcException(new Status(e.StatusCode, to + e.Status.Detail[from.Length..]));
+            }
+        }
+        return e;
     }
 
     public static RpcException Map(RpcException e, string socketPath) => e.StatusCode switch

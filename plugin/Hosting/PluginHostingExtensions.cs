@@ -54,10 +54,14 @@ public static class PluginHostingExtensions
         return services;
     }
 
-    /// <summary>Maps Identity always, Node and Controller as the mode says, and grpc.health.v1.</summary>
-    public static IEndpointRouteBuilder MapCsiPlugin(this IEndpointRouteBuilder endpoints)
+    /// <summary>
+    /// Maps Identity always, Node and Controller as the mode says, and grpc.health.v1; in front of
+    /// them, a request message that does not parse gets INVALID_ARGUMENT instead of grpc-dotnet's UNKNOWN.
+    /// </summary>
+    public static WebApplication MapCsiPlugin(this WebApplication endpoints)
     {
-        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<CsiOptions>>().Value;
+        endpoints.UseRequestFrameValidation(global::Csi.V1.Identity.Descriptor, global::Csi.V1.Node.Descriptor, global::Csi.V1.Controller.Descriptor, Grpc.Health.V1.Health.Descriptor);
+        var options = endpoints.Services.GetRequiredService<IOptions<CsiOptions>>().Value;
         endpoints.MapGrpcService<IdentityService>();
         if (options.ServesNode)
         {
@@ -71,7 +75,7 @@ public static class PluginHostingExtensions
 
         // kubelet and the sidecars run as root; nobody else needs the socket. Kestrel has bound it
         // once the application has started.
-        var lifetime = endpoints.ServiceProvider.GetRequiredService<IHostApplicationLifetime>();
+        var lifetime = endpoints.Services.GetRequiredService<IHostApplicationLifetime>();
         lifetime.ApplicationStarted.Register(() =>
         {
             if (File.Exists(options.SocketPath))

@@ -604,6 +604,129 @@ public sealed class NodeServiceTests : IAsyncLifetime
             () => node.NodeGetVolumeStats(new NodeGetVolumeStatsRequest { VolumeId = TestData.VolumeId, VolumePath = TestData.TargetPath }, _context));
     }
 
+    // ---- issue 7: error precedence, control characters, inline ephemeral
+
+    [Fact]
+    public async Task NodePublishVolume_NoCapabilityNoStagingPath_InvalidArgument()
+    {
+        var request = TestData.Publish();
+        request.VolumeCapability = null;
+        request.StagingTargetPath = "";
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodePublishVolume(request, _context));
+        Assert.Contains("volume_capability", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    [Theory]
+    [InlineData("relative/mount")]
+    [InlineData("mount\\u0000\\n")]
+    [InlineData("/var/lib/kubelet/pods/\\u0007bell")]
+    public async Task NodeGetVolumeStats_KnownVolumeOddPath_NotFound(string path)
+    {
+        path = System.Text.RegularExpressions.Regex.Unescape(path);
+        await StageAndPublish();
+        var e = await TestData.Fails(StatusCode.NotFound,
+            () => _node.NodeGetVolumeStats(new NodeGetVolumeStatsRequest { VolumeId = TestData.VolumeId, VolumePath = path }, _context));
+        Assert.Contains("volume_path", e.Status.Detail);
+        Assert.DoesNotContain(e.Status.Detail, c => char.IsControl(c));
+    }
+
+    [Fact]
+    public async Task NodeGetVolumeStats_UnknownVolumeRelativePath_NotFound()
+    {
+        await TestData.Fails(StatusCode.NotFound,
+            () => _node.NodeGetVolumeStats(new NodeGetVolumeStatsRequest { VolumeId = "unknown", VolumePath = "relative/path" }, _context));
+    }
+
+    [Theory]
+    [InlineData("uid=1000\\u0000", "volume_context[options]")]
+    [InlineData("umask=022\\r", "volume_context[options]")]
+    [InlineData("allow_other\\n,uid=1", "volume_context[options]")]
+    [InlineData("gid=\\t5", "volume_context[options]")]
+    public async Task NodeStageVolume_ControlCharacterInOptions_InvalidArgumentNamingField(string options, string field)
+    {
+        var request = TestData.Stage();
+        request.VolumeContext["options"] = System.Text.RegularExpressions.Regex.Unescape(options);
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodeStageVolume(request, _context));
+        Assert.Contains(field, e.Status.Detail);
+        Assert.Contains("control characters", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    [Theory]
+    [InlineData("ro\\n")]
+    [InlineData("uid=1000\\u0000")]
+    [InlineData("umask=022\\r")]
+    public async Task NodeStageVolume_ControlCharacterInMountFlag_InvalidArgumentNamingFlag(string flag)
+    {
+        var request = TestData.Stage();
+        request.VolumeCapability = TestData.Mount(Mode.SingleNodeWriter, "allow_other", System.Text.RegularExpressions.Regex.Unescape(flag));
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodeStageVolume(request, _context));
+        Assert.Contains("volume_capability.mount.mount_flags[1]", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    [Theory]
+    [InlineData("true")]
+    [InlineData("True")]
+    [InlineData(" true")]
+    [InlineData("1")]
+    [InlineData("")]
+    public async Task NodeStageVolume_EphemeralKey_InvalidArgumentNamingKey(string value)
+    {
+        var request = TestData.Stage();
+        request.VolumeContext["csi.storage.k8s.io/ephemeral"] = value;
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodeStageVolume(request, _context));
+        Assert.Contains("volume_context[csi.storage.k8s.io/ephemeral]", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    /// <summary>
+    /// Kubelet never stages an inline ephemeral volume, so its NodePublishVolume has no staging path:
+    /// the ephemeral check used to come after the staging path's FAILED_PRECONDITION and was never reached.
+    /// </summary>
+    [Theory]
+    [InlineData("true")]
+    [InlineData("true\\n")]
+    [InlineData("yes")]
+    public async Task NodePublishVolume_EphemeralWithoutStagingPath_InvalidArgumentNamingKey(string value)
+    {
+        var request = TestData.Publish();
+        request.StagingTargetPath = "";
+        request.VolumeContext["csi.storage.k8s.io/ephemeral"] = System.Text.RegularExpressions.Regex.Unescape(value);
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodePublishVolume(request, _context));
+        Assert.Contains("volume_context[csi.storage.k8s.io/ephemeral]", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    [Fact]
+    public async Task NodePublishVolume_EphemeralFalse_Publishes()
+    {
+        await _node.NodeStageVolume(TestData.Stage(), _context);
+        var request = TestData.Publish();
+        request.VolumeContext["csi.storage.k8s.io/ephemeral"] = "false";
+        await _node.NodePublishVolume(request, _context);
+        Assert.Single(Supervisor.Volumes[TestData.VolumeId].Targets);
+    }
+
+    [Fact]
+    public async Task NodePublishVolume_PodNameWithNewline_InvalidArgumentNamingKey()
+    {
+        var request = TestData.Publish();
+        request.VolumeContext["csi.storage.k8s.io/pod.name"] = "app-0\nInjected: line";
+        var e = await TestData.Fails(StatusCode.InvalidArgument, () => _node.NodePublishVolume(request, _context));
+        Assert.Contains("volume_context[csi.storage.k8s.io/pod.name]", e.Status.Detail);
+        Assert.Empty(Supervisor.Requests);
+    }
+
+    [Fact]
+    public async Task NodeStageVolume_SupervisorNamesStagingPath_CsiFieldName()
+    {
+        Supervisor.Before = _ => throw new RpcException(new Status(StatusCode.PermissionDenied, "staging_path: is outside the allowed roots (/var/lib/kubelet)"));
+        var e = await TestData.Fails(StatusCode.PermissionDenied, () => _node.NodeStageVolume(TestData.Stage(), _context));
+        Assert.StartsWith("staging_target_path: is outside the allowed roots", e.Status.Detail);
+    }
+
     private async Task StageAndPublish()
     {
         await _node.NodeStageVolume(TestData.Stage(), _context);

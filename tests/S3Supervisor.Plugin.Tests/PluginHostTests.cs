@@ -162,4 +162,29 @@ public sealed class PluginHostTests : IAsyncLifetime
         await restarted.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = TestData.VolumeId, StagingTargetPath = TestData.StagingPath });
         Assert.Empty(_supervisor.Fake.Volumes);
     }
+    public static TheoryData<string> MalformedCases() => new(S3Supervisor.TestKit.Supervisor.RawGrpc.Malformed.Select(m => m.Name));
+
+    [Theory]
+    [MemberData(nameof(MalformedCases))]
+    public async Task NodeStageVolume_MalformedMessage_InvalidArgumentNamingRequestAndStillServes(string name)
+    {
+        var bytes = S3Supervisor.TestKit.Supervisor.RawGrpc.Malformed.Single(m => m.Name == name).Bytes;
+        using var channel = await StartPlugin();
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => S3Supervisor.TestKit.Supervisor.RawGrpc.CallAsync(channel, "/csi.v1.Node/NodeStageVolume", bytes));
+
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Equal("request: is not a valid csi.v1.NodeStageVolumeRequest message", e.Status.Detail);
+        Assert.Empty(_supervisor.Fake.Requests);
+        Assert.True((await new Identity.IdentityClient(channel).ProbeAsync(new ProbeRequest())).Ready);
+        await new Node.NodeClient(channel).NodeStageVolumeAsync(TestData.Stage());
+    }
+
+    [Fact]
+    public async Task NodeStageVolume_ValidMessageAsRawBytes_PassesThroughUnchanged()
+    {
+        using var channel = await StartPlugin();
+        await S3Supervisor.TestKit.Supervisor.RawGrpc.CallAsync(channel, "/csi.v1.Node/NodeStageVolume", Google.Protobuf.MessageExtensions.ToByteArray(TestData.Stage()));
+        Assert.Equal(TestData.StagingPath, _supervisor.Fake.OnlyRequest<S3Supervisor.Api.V1.StageVolumeRequest>().StagingPath);
+    }
 }
