@@ -13,6 +13,7 @@
 //
 // `s3supervisor` with no verb serves; `s3supervisor list|get|watch|remount` is the operator CLI.
 using Microsoft.Extensions.Options;
+using S3Supervisor.Common;
 using S3Supervisor.Supervisor.Api;
 using S3Supervisor.Supervisor.Cli;
 using S3Supervisor.Supervisor.Hosting;
@@ -41,6 +42,9 @@ builder.WebHost.ConfigureKestrel(k =>
 });
 
 var app = builder.Build();
+// A malformed protobuf message is INVALID_ARGUMENT: grpc-dotnet decodes before any interceptor runs
+// and would answer UNKNOWN.
+app.UseRequestFrameValidation(S3Supervisor.Api.V1.Supervisor.Descriptor, Grpc.Health.V1.Health.Descriptor);
 app.MapGrpcService<SupervisorService>();
 app.MapGrpcHealthChecksService();
 app.MapGet("/metrics", (S3Supervisor.Supervisor.Observability.SupervisorMetrics metrics, S3Supervisor.Supervisor.Mounts.VolumeManager volumes) =>

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using S3Supervisor.Common;
 
 namespace S3Supervisor.Supervisor.Api;
 
@@ -7,7 +8,7 @@ namespace S3Supervisor.Supervisor.Api;
 /// The last line: an exception that escapes a handler (a bug, by definition) must not reach the
 /// client as UNKNOWN "Exception was thrown by handler". It becomes INTERNAL with a short reference
 /// that the log line carries too, so an operator can find the stack trace. Its text is never sent:
-/// it might carry anything.
+/// it might carry anything. Every status detail that does leave is stripped of URL userinfo.
 /// </summary>
 public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInterceptor> logger) : Interceptor
 {
@@ -17,7 +18,11 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             return await continuation(request, context).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not RpcException)
+        catch (RpcException e)
+        {
+            throw Redacted(e);
+        }
+        catch (Exception e)
         {
             throw Translate(e, context);
         }
@@ -29,10 +34,20 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             await continuation(request, responseStream, context).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not RpcException)
+        catch (RpcException e)
+        {
+            throw Redacted(e);
+        }
+        catch (Exception e)
         {
             throw Translate(e, context);
         }
+    }
+
+    private static RpcException Redacted(RpcException e)
+    {
+        var detail = Redaction.UrlUserInfo(e.Status.Detail);
+        return detail == e.Status.Detail ? e : new RpcException(new Status(e.StatusCode, detail), e.Trailers);
     }
 
     private RpcException Translate(Exception e, ServerCallContext context)
@@ -41,11 +56,11 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             return new RpcException(new Status(StatusCode.Cancelled, "the caller cancelled the call"));
         }
-        var reference = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
-        LogUnhandled(e, context.Method, reference);
-        return new RpcException(new Status(StatusCode.Internal, $"internal error in the supervisor (ref {reference}); see its log"));
+        var reference = ErrorReference.New();
+        LogUnhandled(context.Method, reference, Redaction.UrlUserInfo(e.ToString()));
+        return new RpcException(new Status(StatusCode.Internal, ErrorReference.Detail(reference, "supervisor")));
     }
 
-    [LoggerMessage(EventId = 1900, Level = LogLevel.Error, Message = "Unhandled error in {Method} (ref {Reference})")]
-    private partial void LogUnhandled(Exception exception, string method, string reference);
+    [LoggerMessage(EventId = 1900, Level = LogLevel.Error, Message = "gRPC call {Method} failed unexpectedly (ref {Reference}): {Error}")]
+    private partial void LogUnhandled(string method, string reference, string error);
 }

@@ -953,6 +953,11 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             throw Common.Validate.Invalid(field, "is too long for the file system");
         }
+        catch (InteropException e) when (e.Errno is Errno.ENOENT or Errno.EEXIST)
+        {
+            // Something else renamed or removed a directory on the way in between: nothing was mounted.
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {e.Path} changed while it was being mounted ({Errno.Name(e.Errno)}); nothing was mounted, retry"));
+        }
     }
 
     /// <summary>A forced statx that gives up after the health-check timeout (a hung FUSE connection blocks it).</summary>

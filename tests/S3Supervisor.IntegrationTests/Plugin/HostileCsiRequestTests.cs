@@ -156,6 +156,9 @@ public sealed class HostileCsiRequestTests : IClassFixture<HostileCsiRequestTest
         Assert.DoesNotContain("(ref ", log, StringComparison.Ordinal);
         Assert.DoesNotContain(Planted, log, StringComparison.Ordinal);
         Assert.DoesNotContain(S3.SecretKey, log, StringComparison.Ordinal);
+        var supervisorLog = _node.Supervisor!.Output;
+        Assert.DoesNotContain("failed unexpectedly", supervisorLog, StringComparison.Ordinal);
+        Assert.DoesNotContain(S3.SecretKey, supervisorLog, StringComparison.Ordinal);
     }
 
     private sealed record Hostile(Func<Task> Call, StatusCode Code, string Field, string[] MustNotExist);
