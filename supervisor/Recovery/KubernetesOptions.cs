@@ -42,6 +42,12 @@ internal sealed class KubernetesOptionsValidator : IValidateOptions<KubernetesOp
         {
             failures.Add($"Kubernetes:Kubeconfig '{options.Kubeconfig}' does not exist.");
         }
+        else if (options.Kubeconfig.Length > 0)
+        {
+            // Checked now, not at the first rebuild: that only comes after a restart, when every
+            // volume of the node waits for it.
+            failures.AddRange(KubeconfigFile.Check(options.Kubeconfig));
+        }
         if (options.RetryInitial <= TimeSpan.Zero || options.RetryMax < options.RetryInitial)
         {
             failures.Add("Kubernetes:RetryInitial must be positive and not above RetryMax.");
