@@ -84,12 +84,24 @@ public sealed class KubeconfigFileTests : IDisposable
     [Fact]
     public void Validate_KubeconfigWithoutCredentials_FailsTheOptions()
     {
-        var options = new KubernetesOptions { Kubeconfig = Write(Config(null)) };
+        var options = new KubernetesOptions { Kubeconfig = Write(Config(null)), NodeName = "node-a" };
 
         var result = new KubernetesOptionsValidator().Validate(null, options);
 
         Assert.True(result.Failed);
         Assert.Contains("has no user credentials", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_KubeconfigWithoutNodeName_FailsTheOptions()
+    {
+        var options = new KubernetesOptions { Kubeconfig = Write(Config("token: abc")) };
+
+        var result = new KubernetesOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("Kubernetes:NodeName is required", result.FailureMessage, StringComparison.Ordinal);
+        Assert.True(new KubernetesOptionsValidator().Validate(null, new KubernetesOptions { Kubeconfig = options.Kubeconfig, NodeName = "node-a" }).Succeeded);
     }
 
     /// <summary>A kubeconfig with cluster k, context c and user u whose fields are <paramref name="user"/> (YAML, indented under user:).</summary>
