@@ -7,7 +7,8 @@ namespace S3Supervisor.Supervisor.Hosting;
 /// <summary>
 /// Start: prepares the private secrets directory (a tmpfs of its own when the configured directory
 /// is not on one) and the state directory. Stop: every s3fs gets SIGTERM to flush buffered writes,
-/// within the grace period; the journal is kept, so the next start knows what this node served.
+/// within the grace period; the journal is kept, so the next start knows what this node served; then
+/// the tmpfs mounted at start (if any) is unmounted, so that nothing of this process outlives it.
 /// </summary>
 internal sealed partial class SupervisorLifecycle : IHostedService
 {
@@ -16,6 +17,7 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     private readonly SupervisorOptions _options;
     private readonly IMounter _mounter;
     private readonly ILogger<SupervisorLifecycle> _logger;
+    private bool _mountedTmpfs;
 
     public SupervisorLifecycle(VolumeManager volumes, CredentialStore credentials, IMounter mounter, IOptions<SupervisorOptions> options, ILogger<SupervisorLifecycle> logger)
     {
@@ -34,6 +36,7 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         {
             // Secrets must never touch a disk: give the directory a private tmpfs of its own.
             Libc.Mount("tmpfs", _options.SecretsDirectory, "tmpfs", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC, "mode=0700,size=16m");
+            _mountedTmpfs = true;
             LogTmpfsMounted(_options.SecretsDirectory);
         }
         // A crashed predecessor's passwd files: nothing uses them (its children died with it).
@@ -46,6 +49,14 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     {
         LogStopping(_volumes.List().Count, _options.ShutdownGrace.TotalSeconds);
         await _volumes.ShutdownAsync().ConfigureAwait(false);
+        // After the children: they no longer need their passwd files (and ShutdownAsync removed them).
+        // Only our own tmpfs (one layer: whatever it was mounted over stays), and only while it is still the top mount there.
+        if (_mountedTmpfs && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" })
+        {
+            _mounter.UnmountLazy(_options.SecretsDirectory);
+            _mountedTmpfs = false;
+            LogTmpfsUnmounted(_options.SecretsDirectory);
+        }
     }
 
     /// <summary>
@@ -88,6 +99,9 @@ internal sealed partial class SupervisorLifecycle : IHostedService
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Information, Message = "Mounted a private tmpfs on the secrets directory {Path}")]
     private partial void LogTmpfsMounted(string path);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Information, Message = "Unmounted the private tmpfs on the secrets directory {Path}")]
+    private partial void LogTmpfsUnmounted(string path);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Stopping: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal is kept")]
     private partial void LogStopping(int count, double seconds);

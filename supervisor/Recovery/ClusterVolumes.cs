@@ -53,8 +53,12 @@ public sealed class ClusterVolumes
         _driver = driverName;
     }
 
-    /// <summary>Our volumes used by pods on the node, by volume handle. Throws on any API failure (the caller retries).</summary>
-    public async Task<IReadOnlyDictionary<string, ClusterVolume>> LoadAsync(string nodeName, CancellationToken cancellationToken)
+    /// <summary>
+    /// Our volumes used by pods on the node, by volume handle, and those of <paramref name="stagedHandles"/>
+    /// that no pod uses (kubelet stages before it publishes and keeps a volume staged between pods):
+    /// found by handle among the PVs, with no pods. Throws on any API failure (the caller retries).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, ClusterVolume>> LoadAsync(string nodeName, IReadOnlySet<string> stagedHandles, CancellationToken cancellationToken)
     {
         var pods = await _client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={nodeName}", cancellationToken: cancellationToken).ConfigureAwait(false);
         var claims = new Dictionary<(string Ns, string Name), List<PodUse>>();
@@ -96,22 +100,42 @@ public sealed class ClusterVolumes
             {
                 continue;
             }
-            result[csi.VolumeHandle] = new ClusterVolume(
-                csi.VolumeHandle,
-                pvName,
-                ns,
-                name,
-                new Dictionary<string, string>(csi.VolumeAttributes ?? new Dictionary<string, string>(), StringComparer.Ordinal),
-                csi.NodeStageSecretRef,
-                csi.NodePublishSecretRef,
-                pv!.Spec.StorageClassName ?? claim!.Spec?.StorageClassName,
-                csi.ReadOnlyProperty ?? false,
-                pv.Spec.MountOptions?.ToArray() ?? [],
-                // kubelet's CSI mounter takes the PV's first access mode (ReadOnlyMany: MULTI_NODE_READER_ONLY).
-                pv.Spec.AccessModes is { Count: > 0 } modes && modes[0] == "ReadOnlyMany",
-                uses);
+            result[csi.VolumeHandle] = Describe(pv!, ns, name, claim!.Spec?.StorageClassName, uses);
+        }
+        if (stagedHandles.Any(h => !result.ContainsKey(h)))
+        {
+            // One list, only when needed; RBAC allows list on PVs (no field selector reaches spec.csi).
+            var volumes = await _client.CoreV1.ListPersistentVolumeAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            foreach (var pv in volumes.Items)
+            {
+                var csi = pv.Spec?.Csi;
+                if (csi is not null && csi.Driver == _driver && stagedHandles.Contains(csi.VolumeHandle) && !result.ContainsKey(csi.VolumeHandle))
+                {
+                    var claimRef = pv.Spec!.ClaimRef;
+                    result[csi.VolumeHandle] = Describe(pv, claimRef?.NamespaceProperty ?? "default", claimRef?.Name ?? string.Empty, null, []);
+                }
+            }
         }
         return result;
+    }
+
+    private static ClusterVolume Describe(V1PersistentVolume pv, string claimNamespace, string claimName, string? claimStorageClass, IReadOnlyList<PodUse> uses)
+    {
+        var csi = pv.Spec.Csi;
+        return new ClusterVolume(
+            csi.VolumeHandle,
+            pv.Metadata.Name,
+            claimNamespace,
+            claimName,
+            new Dictionary<string, string>(csi.VolumeAttributes ?? new Dictionary<string, string>(), StringComparer.Ordinal),
+            csi.NodeStageSecretRef,
+            csi.NodePublishSecretRef,
+            pv.Spec.StorageClassName ?? claimStorageClass,
+            csi.ReadOnlyProperty ?? false,
+            pv.Spec.MountOptions?.ToArray() ?? [],
+            // kubelet's CSI mounter takes the PV's first access mode (ReadOnlyMany: MULTI_NODE_READER_ONLY).
+            pv.Spec.AccessModes is { Count: > 0 } modes && modes[0] == "ReadOnlyMany",
+            uses);
     }
 
     /// <summary>The volume's source and credentials. Throws <see cref="VolumeNotRestorableException"/> naming what is missing.</summary>

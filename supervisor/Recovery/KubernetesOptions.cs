@@ -42,6 +42,18 @@ internal sealed class KubernetesOptionsValidator : IValidateOptions<KubernetesOp
         {
             failures.Add($"Kubernetes:Kubeconfig '{options.Kubeconfig}' does not exist.");
         }
+        else if (options.Kubeconfig.Length > 0)
+        {
+            // Checked now, not at the first rebuild: that only comes after a restart, when every
+            // volume of the node waits for it.
+            failures.AddRange(KubeconfigFile.Check(options.Kubeconfig));
+        }
+        // An API server is configured (a kubeconfig, or in a pod: the service host KubernetesClient's
+        // in-cluster config reads), but no node name: the rebuild would list nobody's pods, silently.
+        if ((options.Kubeconfig.Length > 0 || Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST") is { Length: > 0 }) && string.IsNullOrWhiteSpace(options.NodeName))
+        {
+            failures.Add("Kubernetes:NodeName is required when a Kubernetes API server is configured (Kubernetes:Kubeconfig or in-cluster): the rebuild after a restart finds this node's pods by it.");
+        }
         if (options.RetryInitial <= TimeSpan.Zero || options.RetryMax < options.RetryInitial)
         {
             failures.Add("Kubernetes:RetryInitial must be positive and not above RetryMax.");

@@ -30,8 +30,7 @@ public sealed partial class PodEventRecorder : IPodEventRecorder
 
     public async Task RecordAsync(PodIdentity pod, bool warning, string reason, string message, CancellationToken cancellationToken)
     {
-        var client = _access.Client;
-        if (client is null || pod.Name.Length == 0 || pod.Namespace.Length == 0)
+        if (pod.Name.Length == 0 || pod.Namespace.Length == 0)
         {
             return;
         }
@@ -52,6 +51,11 @@ public sealed partial class PodEventRecorder : IPodEventRecorder
         };
         try
         {
+            // Inside the try: building the client can throw (a bad kubeconfig), and an Event is never fatal.
+            if (_access.Client is not { } client)
+            {
+                return;
+            }
             await client.CoreV1.CreateNamespacedEventAsync(ev, pod.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)

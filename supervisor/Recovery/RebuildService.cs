@@ -93,9 +93,7 @@ public sealed partial class RebuildService : BackgroundService
         // Journal-only volumes: kubelet has forgotten them (node reboot, pod gone). Drop, do not remount.
         foreach (var id in handles.ToArray())
         {
-            var inKubelet = kubelet.Stagings.Any(s => s.VolumeHandle == id && Directory.Exists(s.StagingPath))
-                || kubelet.Targets.Any(t => t.VolumeHandle == id);
-            if (!inKubelet && journal.TryGetValue(id, out var record))
+            if (!KubeletHas(kubelet, id) && journal.TryGetValue(id, out var record))
             {
                 ClearDeadMounts(record.StagingPath, record.Targets.Select(t => t.TargetPath));
                 journal.Remove(id);
@@ -111,7 +109,7 @@ public sealed partial class RebuildService : BackgroundService
         {
             return;
         }
-        var client = _access.Client;
+        var client = await ClientAsync(handles, () => ++attempt, cancellationToken).ConfigureAwait(false);
         if (client is null)
         {
             LogNoApiServer(handles.Count);
@@ -132,7 +130,9 @@ public sealed partial class RebuildService : BackgroundService
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(_k8s.RequestTimeout * 3);
-                cluster = await clusterVolumes.LoadAsync(_k8s.NodeName, timeout.Token).ConfigureAwait(false);
+                // Volumes kubelet keeps staged between pods have no pod to find them by: their PVs are looked up by handle.
+                var staged = kubelet.Stagings.Select(s => s.VolumeHandle).Where(pending.ContainsKey).ToHashSet(StringComparer.Ordinal);
+                cluster = await clusterVolumes.LoadAsync(_k8s.NodeName, staged, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -154,7 +154,7 @@ public sealed partial class RebuildService : BackgroundService
             }
             await Parallel.ForEachAsync(pending.Keys.ToArray(), new ParallelOptions { MaxDegreeOfParallelism = _options.RestoreParallelism, CancellationToken = cancellationToken }, async (id, ct) =>
             {
-                if (!kubelet.Stagings.Any(s => s.VolumeHandle == id && Exists(s.StagingPath)) && !kubelet.Targets.Any(t => t.VolumeHandle == id && Exists(t.TargetPath)))
+                if (!KubeletHas(kubelet, id))
                 {
                     pending.TryRemove(id, out _);
                     _volumes.ClearPendingRecord(id);
@@ -259,8 +259,48 @@ public sealed partial class RebuildService : BackgroundService
         return result;
     }
 
-    /// <summary>A directory kubelet still has: it answers stat, or it is a dead FUSE mount (ENOTCONN).</summary>
+    /// <summary>
+    /// The one rule for "kubelet still has this volume": a staging or pod directory of it that exists.
+    /// Used for the journal-only drop and before every round alike.
+    /// </summary>
+    private bool KubeletHas(KubeletView kubelet, string id) =>
+        kubelet.Stagings.Any(s => s.VolumeHandle == id && Exists(s.StagingPath))
+        || kubelet.Targets.Any(t => t.VolumeHandle == id && Exists(t.TargetPath));
+
+    /// <summary>
+    /// A directory kubelet still has: it answers stat, or it is a dead FUSE mount (ENOTCONN). Never
+    /// Directory.Exists: it is false on a dead FUSE mount, and a staging directory whose s3fs died with
+    /// the old supervisor is exactly what the rebuild is for. (A plain stat hides this for about a second
+    /// after the kill, from FUSE's attribute cache; _mounter.Stat forces a sync and answers ENOTCONN at once.)
+    /// </summary>
     private bool Exists(string path) => _mounter.Stat(path) is 0 or Interop.Errno.ENOTCONN;
+
+    /// <summary>
+    /// The API server client, or null when none is configured. A client that cannot be built (a bad
+    /// kubeconfig despite the check at start, an unreadable in-cluster token) is logged and reported on
+    /// every pending volume, then tried again with backoff: a configuration problem never ends the rebuild.
+    /// </summary>
+    private async Task<IKubernetes?> ClientAsync(SortedSet<string> handles, Func<int> nextAttempt, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                return _access.Client;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                var delay = Backoff(nextAttempt());
+                LogClientFailed(e.Message, delay.TotalSeconds, handles.Count);
+                foreach (var id in handles)
+                {
+                    _volumes.Report(id, VolumeState.Failed, "KubernetesClientFailed", $"cannot build the Kubernetes API client to restore with (Kubernetes:Kubeconfig or in-cluster): {e.Message}; retrying");
+                }
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
 
     private void ClearDeadMounts(string stagingPath, IEnumerable<string> targets)
     {
@@ -302,28 +342,51 @@ public sealed partial class RebuildService : BackgroundService
 
     [LoggerMessage(EventId = 1507, Level = LogLevel.Error, Message = "Rebuild: {Count} volume(s) need restoring but no Kubernetes API server is configured")]
     private partial void LogNoApiServer(int count);
+
+    [LoggerMessage(EventId = 1509, Level = LogLevel.Error, Message = "Rebuild: cannot build the Kubernetes API client ({Error}); retry in {Seconds} s for {Count} volume(s)")]
+    private partial void LogClientFailed(string error, double seconds, int count);
 }
 
 /// <summary>
 /// The API server client, or null when none is configured (a bare node, or tests without one).
 /// Built on first use: loading a kubeconfig and KubernetesClient's types costs about a second under
-/// the JIT, which must not delay the socket (and so the plugin's Probe) at start.
+/// the JIT, which must not delay the socket (and so the plugin's Probe) at start. A failed build is
+/// not remembered (unlike <see cref="Lazy{T}"/>, which caches the exception): the next use tries
+/// again, so a kubeconfig fixed on disk or a transient read error never leaves the node without a client.
 /// </summary>
 public sealed class KubernetesAccess
 {
-    private readonly Lazy<IKubernetes?> _client;
+    private readonly Func<IKubernetes?> _factory;
+    private readonly Lock _gate = new();
+    private bool _built;
+    private IKubernetes? _client;
 
     public KubernetesAccess(IKubernetes? client)
     {
-        _client = new Lazy<IKubernetes?>(client);
+        _factory = () => client;
     }
 
     private KubernetesAccess(Func<IKubernetes?> factory)
     {
-        _client = new Lazy<IKubernetes?>(factory, LazyThreadSafetyMode.ExecutionAndPublication);
+        _factory = factory;
     }
 
-    public IKubernetes? Client => _client.Value;
+    /// <summary>The client; throws what building it threw (a bad kubeconfig, an unreadable token) and tries again on the next call.</summary>
+    public IKubernetes? Client
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (!_built)
+                {
+                    _client = _factory();
+                    _built = true;
+                }
+                return _client;
+            }
+        }
+    }
 
     public static KubernetesAccess Create(KubernetesOptions options) => new(() =>
     {

@@ -402,17 +402,19 @@ public sealed class TestApiServerTests : IAsyncLifetime
     [Fact]
     public async Task SetModeAsync_Slow_DelaysEveryResponse()
     {
-        await _server.SetModeAsync(ApiServerMode.Slow(TimeSpan.FromMilliseconds(700)));
+        // A delay long enough that a busy machine's own slowness cannot pass for it, nor hide its absence.
+        var delay = TimeSpan.FromSeconds(3);
+        await _server.SetModeAsync(ApiServerMode.Slow(delay));
         var watch = Stopwatch.StartNew();
 
         var pv = await _client.CoreV1.ReadPersistentVolumeAsync(_scenario.Volumes[0].Volume.Metadata.Name);
 
-        Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(650), $"answered after {watch.Elapsed}");
+        Assert.True(watch.Elapsed >= delay - TimeSpan.FromMilliseconds(50), $"answered after {watch.Elapsed}");
         Assert.NotNull(pv);
         await _server.SetModeAsync(ApiServerMode.Normal);
         watch.Restart();
         await _client.CoreV1.ReadPersistentVolumeAsync(_scenario.Volumes[0].Volume.Metadata.Name);
-        Assert.True(watch.Elapsed < TimeSpan.FromMilliseconds(650), $"answered after {watch.Elapsed}");
+        Assert.True(watch.Elapsed < delay, $"answered after {watch.Elapsed}");
     }
 
     [Fact]

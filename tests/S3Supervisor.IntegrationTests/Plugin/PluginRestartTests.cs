@@ -46,12 +46,12 @@ public sealed class PluginRestartTests : PluginTestBase
             for (var i = 0; i < Restarts; i++)
             {
                 // Let I/O run against a live plugin first, then kill it in the middle of it.
-                await Task.Delay(150);
+                await WaitForOperationsAsync(io, 2, "I/O against a live plugin");
                 var atKill = io.Operations;
                 var down = Stopwatch.StartNew();
                 await Plugin.KillAsync();
-                // kubelet restarts a crashed container after a back-off; stay dead a moment as well.
-                await Task.Delay(200);
+                // kubelet restarts a crashed container after a back-off; stay dead while some I/O completes.
+                await WaitForOperationsAsync(io, 2, "I/O while the plugin is down");
                 var plugin = await StartPluginAsync();
                 down.Stop();
                 var whileDown = io.Operations - atKill;
@@ -63,7 +63,7 @@ public sealed class PluginRestartTests : PluginTestBase
                 await plugin.Node.NodePublishVolumeAsync(PublishRequest(id, "pod-io", target, context));
                 windows.Add((io.Operations - atKill, whileDown, down.Elapsed));
             }
-            await Task.Delay(150);
+            await WaitForOperationsAsync(io, 2, "I/O after the last restart");
             io.Stop();
             await runner.WaitAsync(TimeSpan.FromSeconds(30));
             stopwatch.Stop();
@@ -126,6 +126,13 @@ public sealed class PluginRestartTests : PluginTestBase
         await UnpublishAsync("old-a", targetA, second);
         await UnstageAsync("old-a", second);
         Assert.Equal("survives the unstage", await S3.GetObjectTextAsync(Bucket, "old-instance/kept.txt"));
+    }
+
+    /// <summary>Waits until the loop has completed <paramref name="count"/> more operations (or one failed: the test then says which).</summary>
+    private static Task WaitForOperationsAsync(IoLoop io, int count, string describe)
+    {
+        var from = io.Operations;
+        return Eventually.WaitAsync(() => io.Operations >= from + count || !io.Failures.IsEmpty, Eventually.DefaultTimeout, $"{count} operations: {describe}", () => $"{io.Operations - from} done, failures: {string.Join(" | ", io.Failures)}");
     }
 
     /// <summary>Writes, reads back and verifies files through a published target, in a loop, counting every failure.</summary>

@@ -103,10 +103,12 @@ public sealed class SeedScenarioTests : PluginTestBase
         // 1. The plugin dies (kill -9) and comes back: nothing happens to the mounts, container I/O never stops.
         var io = new ContainerIoLoop(_containers[0]);
         var runner = io.RunAsync();
-        await Task.Delay(300);
+        // I/O runs before the kill, while the plugin is down and after it is back: each phase waits
+        // for operations to complete (not for a fixed time, which a busy machine may not fill).
+        await WaitForOperationsAsync(io, 2, "container I/O before the plugin is killed");
         var stopwatch = Stopwatch.StartNew();
         await Plugin.KillAsync();
-        await Task.Delay(300);
+        await WaitForOperationsAsync(io, 2, "container I/O while the plugin is down");
         await StartPluginAsync();
         var restartTime = stopwatch.Elapsed;
         foreach (var (volumeId, targetPath) in targets)
@@ -114,7 +116,7 @@ public sealed class SeedScenarioTests : PluginTestBase
             var condition = await ConditionAsync(volumeId, targetPath);
             Assert.False(condition.Abnormal, condition.Message);
         }
-        await Task.Delay(300);
+        await WaitForOperationsAsync(io, 2, "container I/O after the plugin is back");
         io.Stop();
         await runner.WaitAsync(TimeSpan.FromSeconds(30));
         _output.WriteLine($"plugin kill -9 + restart: {restartTime.TotalMilliseconds:0} ms; container I/O across it: {io.Operations} ops, {io.Failures.Count} failed");
@@ -130,8 +132,9 @@ public sealed class SeedScenarioTests : PluginTestBase
             Assert.Equal(Sv.VolumeState.Ready, volume.State);
         }
 
-        // 2. The supervisor dies with its s3fs children; the plugin sees it and says so.
-        await Supervisor.KillAsync();
+        // 2. The supervisor dies with its s3fs children; the plugin sees it and says so. It stays
+        // dead as long as a real restart takes.
+        await Supervisor.KillAndWaitLikeARuntimeAsync();
         var (code, _, stderr) = await _containers[1].ExecAsync("stat", "-t", "/data");
         Assert.NotEqual(0, code);
         Assert.Contains("Transport endpoint is not connected", stderr, StringComparison.Ordinal);
@@ -167,6 +170,12 @@ public sealed class SeedScenarioTests : PluginTestBase
         }
         Assert.DoesNotContain(S3.SecretKey, Plugin.Output, StringComparison.Ordinal);
         _output.WriteLine($"whole scenario: {total.ElapsedMilliseconds} ms");
+    }
+
+    private static Task WaitForOperationsAsync(ContainerIoLoop io, int count, string describe)
+    {
+        var from = io.Operations;
+        return Eventually.WaitAsync(() => io.Operations >= from + count || !io.Failures.IsEmpty, Eventually.DefaultTimeout, $"{count} operations: {describe}", () => $"{io.Operations - from} done, failures: {string.Join(" | ", io.Failures)}");
     }
 
     private async Task<IReadOnlyList<Sv.Volume>> VolumesAsync()

@@ -74,8 +74,9 @@ public sealed class RebuildTests : IAsyncLifetime
         SupervisorProcess.CleanUp(_layout);
     }
 
+    /// <summary>The one test that stays dead as long as a kubelet back-off really keeps a crashed container down.</summary>
     [SkippableFact]
-    public async Task KillSupervisor_TenVolumesTwoContainers_EverythingRestoredWithoutContainerRestart()
+    public async Task KillSupervisor_TenVolumesTwoContainersBack15sLater_EverythingRestoredWithoutContainerRestart()
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first);
@@ -89,7 +90,7 @@ public sealed class RebuildTests : IAsyncLifetime
         }
         await _containers[1].WriteFileAsync("/data/1/from-b.txt", "written through the subPath");
 
-        await first.KillAsync();
+        await first.KillAndWaitLikeARuntimeAsync(TimeSpan.FromSeconds(15));
         var (code, _, stderr) = await _containers[0].ExecAsync("stat", "-t", "/data/2");
         Assert.NotEqual(0, code);
         Assert.Contains("Transport endpoint is not connected", stderr, StringComparison.Ordinal);
@@ -138,7 +139,52 @@ public sealed class RebuildTests : IAsyncLifetime
         Assert.Equal("subPath after", await S3.GetObjectTextAsync(_bucket, $"{subPrefix}/sub/after-b.txt"));
 
         // Each pod was told.
-        await _api!.WaitForEventAsync(e => e.Reason == "VolumeRecovered" && e.InvolvedObject.Name == "app-b", TimeSpan.FromSeconds(10));
+        await _api!.WaitForEventAsync(e => e.Reason == "VolumeRecovered" && e.InvolvedObject.Name == "app-b", Eventually.DefaultTimeout);
+    }
+
+    [SkippableFact]
+    public async Task KillSupervisor_TenVolumesStagedWithoutPods_AllRestoredAndNextPublishWritesToS3()
+    {
+        // kubelet stages before it publishes and keeps a volume staged between pods: ten staged volumes,
+        // no pod on the node uses any of them (the API server has no pods), nothing published.
+        var first = await StartSupervisorAsync();
+        foreach (var volume in _scenario.Volumes)
+        {
+            await _node.StageAsync(first.Client, volume.Volume, volume.Secret);
+        }
+        foreach (var old in _pods)
+        {
+            Assert.True(_api!.Remove<V1Pod>(old.Metadata.Name, Namespace));
+        }
+
+        // Back after a real restart's gap: a plain stat of the dead mounts no longer succeeds from
+        // FUSE's attribute cache (the gap that hid the bug), Directory.Exists is false on them.
+        await first.KillAndWaitLikeARuntimeAsync();
+        Assert.All(_scenario.Volumes, v => Assert.False(Directory.Exists(_node.StagingPath(v.Volume))));
+
+        var second = await StartSupervisorAsync();
+        var volumes = await WaitAllReadyAsync(second, Eventually.DefaultTimeout * 2);
+        Assert.Equal(VolumeCount, volumes.Count);
+        Assert.All(volumes, v => Assert.Empty(v.Targets));
+        Assert.DoesNotContain("dropped", second.Output, StringComparison.Ordinal);
+        foreach (var volume in volumes)
+        {
+            var mount = MountTable.Find(volume.StagingPath);
+            var device = mount is null ? "none" : $"{mount.Major}:{mount.Minor}";
+            Assert.True(device == volume.Device, $"{volume.VolumeId}: staging mount {device}, volume device {volume.Device}");
+        }
+
+        // kubelet's next NodePublish (a new pod on the node) works, and what the pod writes reaches S3.
+        var claims = _scenario.Volumes.Select(v => v.Claim.Metadata.Name).ToArray();
+        var pod = _api!.Upsert(TestObjects.Pod(Namespace, "app-c", _node.NodeName, claims.Select((c, i) => new PodVolumeMount(c, $"/data/{i}"))));
+        var published = await _node.PublishPodAsync(second.Client, pod, _scenario.Volumes.ToDictionary(v => v.Claim.Metadata.Name, v => v.Volume));
+        Assert.Equal(VolumeCount, published.Count);
+        foreach (var (target, i) in published.Select((p, i) => (p.TargetPath, i)))
+        {
+            Assert.Equal($"volume {i} after the restart", await WriteThroughHostAsync(target, $"volume {i} after the restart"));
+            Assert.Equal($"volume {i} after the restart", await S3.GetObjectTextAsync(_bucket, $"{_scenario.Volumes[i].Volume.Metadata.Name}/host.txt"));
+        }
+        Assert.All(await WaitAllReadyAsync(second, Eventually.DefaultTimeout), v => Assert.Single(v.Targets));
     }
 
     [SkippableFact]
@@ -146,13 +192,13 @@ public sealed class RebuildTests : IAsyncLifetime
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
-        await first.KillAsync();
+        await first.KillAndWaitLikeARuntimeAsync();
         await _api!.SetModeAsync(ApiServerMode.Down);
 
         var second = await StartSupervisorAsync();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        // It tried (and says so), and restored nothing without the API server.
+        await Eventually.WaitAsync(() => second.Output.Contains("API server unreachable", StringComparison.Ordinal), Eventually.DefaultTimeout, "the rebuild logging that the API server is unreachable", () => second.Output);
         Assert.Empty((await second.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
-        Assert.Contains("API server unreachable", second.Output, StringComparison.Ordinal);
 
         await _api.SetModeAsync(ApiServerMode.Normal);
         var volumes = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60));
@@ -164,17 +210,76 @@ public sealed class RebuildTests : IAsyncLifetime
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
-        await first.KillAsync();
+        await first.KillAndWaitLikeARuntimeAsync();
         _api!.ForbidResource("secrets");
 
         var second = await StartSupervisorAsync();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        // It asked for the secrets, was refused (and says so), stays up and restored nothing.
+        await Eventually.WaitAsync(() => second.Output.Contains("Forbidden", StringComparison.Ordinal), Eventually.DefaultTimeout, "the rebuild logging the API server's Forbidden for secrets", () => second.Output);
         Assert.False(second.HasExited, second.Output);
         Assert.Empty((await second.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
-        Assert.Contains("Forbidden", second.Output, StringComparison.Ordinal);
 
         _api.AllowResource("secrets");
         var volumes = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60));
+        Assert.Equal(VolumeCount, volumes.Count);
+    }
+
+    [SkippableFact]
+    public async Task KillSupervisor_KubernetesClientCannotBeBuiltAtFirst_RebuildReportsRetriesAndRestores()
+    {
+        var first = await StartSupervisorAsync();
+        await SetUpNodeAsync(first, containers: false);
+        await first.KillAndWaitLikeARuntimeAsync();
+        // A kubeconfig that passes the check at start (a user with a client certificate and key) but
+        // whose files are not there yet: building the client throws (FileNotFoundException).
+        var certificate = Path.Combine(_layout.Root, "client.crt");
+        var key = Path.Combine(_layout.Root, "client.key");
+        var kubeconfig = Path.Combine(_layout.Root, "kubeconfig-cert");
+        await File.WriteAllTextAsync(kubeconfig, $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: test
+              cluster:
+                server: {_api!.BaseUri.ToString().TrimEnd('/')}
+            contexts:
+            - name: test
+              context:
+                cluster: test
+                user: cert-user
+            current-context: test
+            users:
+            - name: cert-user
+              user:
+                client-certificate: {certificate}
+                client-key: {key}
+
+            """);
+
+        var second = await StartSupervisorAsync(kubeconfig: kubeconfig);
+        using var watch = second.Client.WatchVolumes(new WatchVolumesRequest());
+        using var deadline = new CancellationTokenSource(Eventually.DefaultTimeout);
+        string? reported = null;
+        while (reported is null && await watch.ResponseStream.MoveNext(deadline.Token))
+        {
+            reported = watch.ResponseStream.Current.Reason == "KubernetesClientFailed" ? watch.ResponseStream.Current.Message : null;
+        }
+        Assert.Contains(_layout.Root, reported, StringComparison.Ordinal);
+        // Not once and given up: it goes on trying, and stays up.
+        await Eventually.WaitAsync(() => Occurrences(second.Output, "cannot build the Kubernetes API client") >= 3, Eventually.DefaultTimeout, "three attempts to build the client logged", () => second.Output);
+        Assert.False(second.HasExited, second.Output);
+        Assert.DoesNotContain("Rebuild stopped", second.Output, StringComparison.Ordinal);
+        Assert.Empty((await second.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
+
+        // The files appear (a projected volume caught up, an operator fixed it): the next attempt restores everything.
+        using (var rsa = System.Security.Cryptography.RSA.Create(2048))
+        {
+            var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=s3supervisor-test", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+            using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+            await File.WriteAllTextAsync(key, rsa.ExportPkcs8PrivateKeyPem());
+            await File.WriteAllTextAsync(certificate, cert.ExportCertificatePem());
+        }
+        var volumes = await WaitAllReadyAsync(second, Eventually.DefaultTimeout * 2);
         Assert.Equal(VolumeCount, volumes.Count);
     }
 
@@ -183,14 +288,14 @@ public sealed class RebuildTests : IAsyncLifetime
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
-        await first.KillAsync();
+        await first.KillAndWaitLikeARuntimeAsync();
         var victim = _scenario.Volumes[3];
         _api!.Remove(victim.Secret);
 
         var second = await StartSupervisorAsync();
         var ready = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60), expected: VolumeCount - 1);
         Assert.DoesNotContain(ready, v => v.VolumeId == victim.Volume.Spec.Csi.VolumeHandle);
-        var ev = await _api.WaitForEventAsync(e => e.Reason == "VolumeRestoreBlocked", TimeSpan.FromSeconds(20));
+        var ev = await _api.WaitForEventAsync(e => e.Reason == "VolumeRestoreBlocked", Eventually.DefaultTimeout);
         Assert.Contains($"secret {Namespace}/{victim.Secret.Metadata.Name} not found", ev.Message, StringComparison.Ordinal);
         Assert.Equal("Warning", ev.Type);
         Assert.Contains(victim.Volume.Spec.Csi.VolumeHandle, second.Output, StringComparison.Ordinal);
@@ -205,7 +310,7 @@ public sealed class RebuildTests : IAsyncLifetime
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
-        await first.KillAsync();
+        await first.KillAndWaitLikeARuntimeAsync();
         // Node "reboot" for volume 5: kubelet's directories for it are gone.
         var gone = _scenario.Volumes[5].Volume;
         SupervisorProcess.CleanUp(new SupervisorLayout(Path.GetDirectoryName(_node.StagingPath(gone))!));
@@ -219,8 +324,11 @@ public sealed class RebuildTests : IAsyncLifetime
         var second = await StartSupervisorAsync();
         var ready = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60), expected: VolumeCount - 1);
         Assert.DoesNotContain(ready, v => v.VolumeId == gone.Spec.Csi.VolumeHandle);
-        await Task.Delay(500);
-        Assert.DoesNotContain(gone.Spec.Csi.VolumeHandle, await File.ReadAllTextAsync(Path.Combine(_layout.StateDirectory, "journal.json")), StringComparison.Ordinal);
+        Assert.Contains($"Rebuild: volume {gone.Spec.Csi.VolumeHandle} dropped", second.Output, StringComparison.Ordinal);
+        // The drop is logged just before the journal is written without it.
+        var journal = Path.Combine(_layout.StateDirectory, "journal.json");
+        await Eventually.WaitAsync(() => !ReadOrEmpty(journal).Contains(gone.Spec.Csi.VolumeHandle, StringComparison.Ordinal), Eventually.DefaultTimeout, $"the journal without {gone.Spec.Csi.VolumeHandle}", () => ReadOrEmpty(journal));
+        Assert.Contains(ready[0].VolumeId, ReadOrEmpty(journal), StringComparison.Ordinal);
     }
 
     [SkippableFact]
@@ -235,13 +343,26 @@ public sealed class RebuildTests : IAsyncLifetime
 
         await supervisor.WaitForStateAsync(volume, VolumeState.Ready, TimeSpan.FromSeconds(30), v => v.RestartCount == 1);
         Assert.Equal("volume 2 host", await WriteThroughHostAsync(_node.TargetPath(_pods[0], _scenario.Volumes[2].Volume), "volume 2 host"));
-        var ev = await _api!.WaitForEventAsync(e => e.Reason == "ContainerRepairFailed" && e.InvolvedObject.Name == "app-a", TimeSpan.FromSeconds(15));
+        var ev = await _api!.WaitForEventAsync(e => e.Reason == "ContainerRepairFailed" && e.InvolvedObject.Name == "app-a", Eventually.DefaultTimeout);
         Assert.Equal("Warning", ev.Type);
         Assert.Contains("container repair is turned off", ev.Message, StringComparison.Ordinal);
         Assert.Contains("livenessProbe", ev.Message, StringComparison.Ordinal);
         var (code, _, stderr) = await _containers[0].ExecAsync("stat", "-t", "/data/2");
         Assert.NotEqual(0, code);
         Assert.Contains("Transport endpoint is not connected", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>The file's text, or empty while it is missing or being replaced.</summary>
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return string.Empty;
+        }
     }
 
     private static async Task<string> WriteThroughHostAsync(string target, string text)
@@ -251,11 +372,21 @@ public sealed class RebuildTests : IAsyncLifetime
         return await File.ReadAllTextAsync(path);
     }
 
-    private async Task<SupervisorProcess> StartSupervisorAsync(bool repair = true)
+    private static int Occurrences(string text, string value)
+    {
+        var count = 0;
+        for (var at = text.IndexOf(value, StringComparison.Ordinal); at >= 0; at = text.IndexOf(value, at + value.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+        return count;
+    }
+
+    private async Task<SupervisorProcess> StartSupervisorAsync(bool repair = true, string? kubeconfig = null)
     {
         var supervisor = await SupervisorProcess.StartAsync(_layout, new Dictionary<string, string>
         {
-            ["Kubernetes__Kubeconfig"] = _kubeconfig,
+            ["Kubernetes__Kubeconfig"] = kubeconfig ?? _kubeconfig,
             ["Kubernetes__NodeName"] = _node.NodeName,
             ["Kubernetes__KubeletRoot"] = _layout.KubeletRoot,
             ["Kubernetes__RetryInitial"] = "00:00:00.500",
@@ -286,33 +417,19 @@ public sealed class RebuildTests : IAsyncLifetime
 
     private static async Task<IReadOnlyList<Volume>> WaitAllReadyAsync(SupervisorProcess supervisor, TimeSpan timeout, int expected = VolumeCount)
     {
-        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         IReadOnlyList<Volume> volumes = [];
-        while (stopwatch.Elapsed < timeout)
-        {
-            volumes = (await supervisor.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes;
-            if (volumes.Count(v => v.State == VolumeState.Ready) >= expected)
+        await Eventually.WaitAsync(
+            async () =>
             {
-                return volumes.Where(v => v.State == VolumeState.Ready).ToArray();
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"{volumes.Count(v => v.State == VolumeState.Ready)} of {expected} volumes ready: {string.Join("; ", volumes.Select(v => $"{v.VolumeId} {v.State} {v.LastError}"))}\n{supervisor.Output}");
+                volumes = (await supervisor.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes;
+                return volumes.Count(v => v.State == VolumeState.Ready) >= expected;
+            },
+            timeout,
+            $"{expected} volumes Ready",
+            () => $"{volumes.Count(v => v.State == VolumeState.Ready)} ready: {string.Join("; ", volumes.Select(v => $"{v.VolumeId} {v.State} {v.LastError}"))}\n{supervisor.Output}");
+        return volumes.Where(v => v.State == VolumeState.Ready).ToArray();
     }
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> action)
-    {
-        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                return await action();
-            }
-            catch (Exception) when (stopwatch.Elapsed < TimeSpan.FromSeconds(15))
-            {
-                await Task.Delay(200);
-            }
-        }
-    }
+    /// <summary>A read or write inside a container right after its repair: retried while it still fails.</summary>
+    private static Task<T> EventuallyAsync<T>(Func<Task<T>> action) => Eventually.SucceedsAsync<T, Exception>(action, Eventually.DefaultTimeout);
 }

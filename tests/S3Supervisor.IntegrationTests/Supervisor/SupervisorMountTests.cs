@@ -81,7 +81,9 @@ public sealed class SupervisorMountTests : SupervisorTestBase
     public async Task StaleMount_WatchStream_ReportsEachStep()
     {
         var staged = await StageAsync("vol-w");
-        using var watch = Supervisor.Client.WatchVolumes(new WatchVolumesRequest { VolumeId = "vol-w" });
+        // IncludeCurrent: the "Current" event comes after the subscription, so seeing it proves the
+        // stream will carry every later step (no sleep-and-hope before the kill).
+        using var watch = Supervisor.Client.WatchVolumes(new WatchVolumesRequest { VolumeId = "vol-w", IncludeCurrent = true });
         var reasons = new List<string>();
         var reader = Task.Run(async () =>
         {
@@ -97,7 +99,16 @@ public sealed class SupervisorMountTests : SupervisorTestBase
                 }
             }
         });
-        await Task.Delay(200);
+        await Eventually.WaitAsync(
+            () =>
+            {
+                lock (reasons)
+                {
+                    return reasons.Contains("Current");
+                }
+            },
+            Eventually.DefaultTimeout,
+            "the watch stream's Current event (subscribed)");
         ProcessTree.Signal(staged.Pid, 9);
         await reader.WaitAsync(TimeSpan.FromSeconds(30));
         lock (reasons)

@@ -90,7 +90,12 @@ public sealed class ScratchDirectoryTests : IAsyncLifetime
             RedirectStandardError = true,
         })!;
         var log = watchdog.StandardError.ReadToEndAsync();
-        await Task.Delay(300);
+        // The watchdog has checked the owner at least once (and is sleeping until the next check)
+        // before we look: only then does "the directory is still there" mean it spared a live owner.
+        await Eventually.WaitAsync(
+            () => S3Supervisor.TestKit.Supervisor.ProcessTree.Descendants(watchdog.Id).Any(pid => ProcessInfo.CommandLine(pid) is ["sleep", ..]),
+            Eventually.DefaultTimeout,
+            "the watchdog's first owner check (its sleep between checks)");
         Assert.True(Directory.Exists(stale));
 
         owner.Kill();

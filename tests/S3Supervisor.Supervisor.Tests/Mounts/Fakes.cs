@@ -181,3 +181,59 @@ internal sealed class AllowingAccessCheck : IS3AccessCheck
 {
     public Task CheckAsync(S3Supervisor.Api.V1.VolumeSource source, S3Supervisor.Api.V1.Credentials? credentials, CancellationToken cancellationToken) => Task.CompletedTask;
 }
+
+/// <summary>
+/// A <see cref="Microsoft.Extensions.Time.Testing.FakeTimeProvider"/> that also records the due time
+/// of every timer armed through it, so that a test can wait until the code under test really waits
+/// (on its backoff, say) before it advances the clock, and then assert what may not have happened
+/// yet without sleeping: a timer that is not due cannot fire, whatever the machine's load.
+/// </summary>
+internal sealed class TimerRecordingTimeProvider : TimeProvider
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<TimeSpan> _armed = new();
+
+    public Microsoft.Extensions.Time.Testing.FakeTimeProvider Fake { get; } = new();
+
+    /// <summary>Every due time a timer was created or changed with, oldest first.</summary>
+    public IReadOnlyCollection<TimeSpan> Armed => _armed;
+
+    public override DateTimeOffset GetUtcNow() => Fake.GetUtcNow();
+
+    public override long GetTimestamp() => Fake.GetTimestamp();
+
+    public override long TimestampFrequency => Fake.TimestampFrequency;
+
+    public override TimeZoneInfo LocalTimeZone => Fake.LocalTimeZone;
+
+    public void Advance(TimeSpan delta) => Fake.Advance(delta);
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new RecordingTimer(Fake.CreateTimer(callback, state, dueTime, period), _armed);
+        // Recorded after the timer exists: whoever sees the record may advance the clock past it.
+        timer.Record(dueTime);
+        return timer;
+    }
+
+    private sealed class RecordingTimer(ITimer inner, System.Collections.Concurrent.ConcurrentQueue<TimeSpan> armed) : ITimer
+    {
+        public void Record(TimeSpan dueTime)
+        {
+            if (dueTime != Timeout.InfiniteTimeSpan)
+            {
+                armed.Enqueue(dueTime);
+            }
+        }
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            var changed = inner.Change(dueTime, period);
+            Record(dueTime);
+            return changed;
+        }
+
+        public void Dispose() => inner.Dispose();
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}

@@ -1,8 +1,8 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Supervisor.Mounts;
+using S3Supervisor.TestKit;
 
 namespace S3Supervisor.Supervisor.Tests.Mounts;
 
@@ -11,9 +11,10 @@ public sealed class VolumeManagerTests : IAsyncLifetime
     private const string Staging = "/k/plugins/x/globalmount";
     private readonly FakeMounter _mounter = new();
     private readonly FakeLauncher _launcher;
-    private readonly FakeTimeProvider _time = new();
+    private readonly TimerRecordingTimeProvider _time = new();
     private readonly string _dir = Directory.CreateTempSubdirectory("s3sv-vm-").FullName;
     private readonly VolumeManager _manager;
+    private readonly Dictionary<TimeSpan, int> _timersAwaited = [];
 
     public VolumeManagerTests()
     {
@@ -78,13 +79,15 @@ public sealed class VolumeManagerTests : IAsyncLifetime
 
         await WaitAsync(v => v.State == VolumeState.Failed);
         Assert.Equal(2, _launcher.Started.Count);
+        // Each "not yet" below is asserted once the manager waits on its backoff timer: that timer is
+        // then not due, so nothing can have started, however slow the machine.
+        await WaitForTimerAsync(TimeSpan.FromSeconds(1));
         _time.Advance(TimeSpan.FromMilliseconds(900));
-        await Task.Delay(100);
         Assert.Equal(2, _launcher.Started.Count);
         _time.Advance(TimeSpan.FromMilliseconds(200));
         await WaitForStartsAsync(3);
+        await WaitForTimerAsync(TimeSpan.FromSeconds(2));
         _time.Advance(TimeSpan.FromSeconds(1.5));
-        await Task.Delay(100);
         Assert.Equal(3, _launcher.Started.Count);
         _time.Advance(TimeSpan.FromSeconds(0.6));
         await WaitForStartsAsync(4);
@@ -109,6 +112,7 @@ public sealed class VolumeManagerTests : IAsyncLifetime
         // The pod's target still holds the dead connection (ENOTCONN), not the node's disk.
         Assert.Equal(dead, _mounter.FindMount("/k/pods/a/mount")?.Device);
         Assert.Null(_mounter.FindMount(Staging));
+        await WaitForTimerAsync(TimeSpan.FromSeconds(1));
         _time.Advance(TimeSpan.FromSeconds(1));
         var healed = await WaitAsync(v => v.State == VolumeState.Ready);
         Assert.Equal(healed.Device, _mounter.FindMount("/k/pods/a/mount")!.Device);
@@ -189,24 +193,20 @@ public sealed class VolumeManagerTests : IAsyncLifetime
 
     private async Task<Volume> WaitAsync(Func<Volume, bool> condition, string id = "v1")
     {
-        for (var i = 0; i < 200; i++)
-        {
-            var volume = _manager.Get(id);
-            if (condition(volume))
-            {
-                return volume;
-            }
-            await Task.Delay(10);
-        }
-        throw new TimeoutException(_manager.Get(id).ToString());
+        await Eventually.WaitAsync(() => condition(_manager.Get(id)), Eventually.DefaultTimeout, $"volume {id} in the expected state", () => _manager.Get(id).ToString());
+        return _manager.Get(id);
     }
 
     private async Task WaitForStartsAsync(int count)
     {
-        for (var i = 0; i < 200 && _launcher.Started.Count < count; i++)
-        {
-            await Task.Delay(10);
-        }
+        await Eventually.WaitAsync(() => _launcher.Started.Count >= count, Eventually.DefaultTimeout, $"{count} s3fs starts", () => $"{_launcher.Started.Count} starts");
         Assert.Equal(count, _launcher.Started.Count);
+    }
+
+    /// <summary>Waits until a timer of <paramref name="dueTime"/> has been armed (a backoff the manager now waits on), once more than before each call.</summary>
+    private Task WaitForTimerAsync(TimeSpan dueTime)
+    {
+        var seen = _timersAwaited[dueTime] = _timersAwaited.GetValueOrDefault(dueTime) + 1;
+        return Eventually.WaitAsync(() => _time.Armed.Count(t => t == dueTime) >= seen, Eventually.DefaultTimeout, $"timer #{seen} of {dueTime.TotalSeconds} s armed", () => string.Join(", ", _time.Armed));
     }
 }

@@ -73,6 +73,34 @@ public sealed class SupervisorProcess : IAsyncDisposable
     public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null)
     {
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
+        var supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings)), layout);
+        await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        return supervisor;
+    }
+
+    /// <summary>
+    /// Runs a supervisor that is expected to refuse to start (invalid configuration) and returns its
+    /// exit code and output; throws <see cref="TimeoutException"/> (after stopping it) if it is still
+    /// running after <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(SupervisorLayout layout, IDictionary<string, string>? settings, TimeSpan timeout)
+    {
+        using var process = CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings));
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await process.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            throw new TimeoutException($"the supervisor was still running after {timeout.TotalSeconds:0} s (stopped now):\n{process.Output}");
+        }
+        return (process.ExitCode, process.Output);
+    }
+
+    private static Dictionary<string, string> Environment(SupervisorLayout layout, IDictionary<string, string>? settings)
+    {
         Directory.CreateDirectory(layout.KubeletRoot);
         var env = new Dictionary<string, string>
         {
@@ -93,9 +121,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
             env[key] = value;
         }
-        var supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, env), layout);
-        await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        return supervisor;
+        return env;
     }
 
     public async Task WaitReadyAsync(TimeSpan timeout)
@@ -145,6 +171,31 @@ public sealed class SupervisorProcess : IAsyncDisposable
             await Task.Delay(50).ConfigureAwait(false);
         }
         throw new TimeoutException($"volume {volumeId} did not reach {state} within {timeout}; last: {last}\n{Output}");
+    }
+
+    /// <summary>
+    /// How long a test stays dead between killing a supervisor and starting the next one. kubelet's
+    /// restart back-off is 10 s and more, so a real restart is never immediate; and restarted within
+    /// about 1 s, a dead FUSE mount still answers a plain stat from FUSE's attribute cache, which once
+    /// hid a rebuild bug (staged volumes dropped because Directory.Exists is false on a dead mount).
+    /// </summary>
+    public static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// What a container runtime does to a dead supervisor before kubelet starts the next one: SIGKILL
+    /// to it and its children (<see cref="KillAsync"/>), then <paramref name="delay"/> (<see cref="RestartDelay"/>
+    /// unless given). Every test that kills a supervisor and starts a new one goes through here.
+    /// </summary>
+    public async Task KillAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    {
+        await KillAsync().ConfigureAwait(false);
+        var gap = delay ?? RestartDelay;
+        if (gap < RestartDelay)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
+        }
+        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
+        await Task.Delay(gap).ConfigureAwait(false);
     }
 
     /// <summary>SIGKILL to the supervisor and every descendant (its s3fs children), as when its container dies.</summary>
