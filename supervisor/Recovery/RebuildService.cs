@@ -54,6 +54,9 @@ public sealed partial class RebuildService : BackgroundService
         _options = options.Value;
         _time = time;
         _logger = logger;
+        // Until the rebuild has looked at kubelet's directories and the journal, an unknown volume id
+        // may be one that is coming back: kubelet must hear UNAVAILABLE (retry), not NOT_FOUND (final).
+        _volumes.ExpectRestore();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -71,6 +74,11 @@ public sealed partial class RebuildService : BackgroundService
         {
             // Never let the rebuild stop the host: that would kill every healthy mount on the node.
             LogRebuildFailed(e.ToString());
+        }
+        finally
+        {
+            // Whatever is still unknown now is answered for what it is.
+            _volumes.SetAwaitingRestore([]);
         }
     }
 
@@ -104,6 +112,7 @@ public sealed partial class RebuildService : BackgroundService
             }
         }
         _volumes.SetPendingRecords(journal.Values);
+        _volumes.SetAwaitingRestore(handles);
         await _volumes.SaveJournalAsync().ConfigureAwait(false);
         if (handles.Count == 0)
         {
@@ -157,6 +166,7 @@ public sealed partial class RebuildService : BackgroundService
                 if (!KubeletHas(kubelet, id))
                 {
                     pending.TryRemove(id, out _);
+                    _volumes.RestoreSettled(id);
                     _volumes.ClearPendingRecord(id);
                     LogDropped(id);
                     _metrics.RebuildOutcome("dropped");
@@ -166,6 +176,7 @@ public sealed partial class RebuildService : BackgroundService
                 if (!cluster.TryGetValue(id, out var volume))
                 {
                     pending.TryRemove(id, out _);
+                    _volumes.RestoreSettled(id);
                     var message = "kubelet has directories for this volume, but no pod on this node uses a PersistentVolume with this handle; not restored (kubelet will unpublish and unstage it)";
                     LogUnexplained(id);
                     _metrics.RebuildOutcome("unexplained");
@@ -214,6 +225,7 @@ public sealed partial class RebuildService : BackgroundService
                     if (!e.Retry)
                     {
                         pending.TryRemove(id, out _);
+                        _volumes.RestoreSettled(id);
                     }
                     if (pending.TryGetValue(id, out var last) && last == e.Message)
                     {

@@ -206,6 +206,35 @@ public sealed class RebuildTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task DuringRebuild_VolumeNotYetRestored_StatsAndRepublishAnswerUnavailableNotNotFound()
+    {
+        var first = await StartSupervisorAsync();
+        await SetUpNodeAsync(first, containers: false);
+        var volume = _scenario.Volumes[4].Volume;
+        var id = volume.Spec.Csi.VolumeHandle;
+        var target = _node.TargetPath(_pods[0], volume);
+        await first.KillAndWaitLikeARuntimeAsync();
+        await _api!.SetModeAsync(ApiServerMode.Down);
+
+        var second = await StartSupervisorAsync();
+        await Eventually.WaitAsync(() => second.Output.Contains("API server unreachable", StringComparison.Ordinal), Eventually.DefaultTimeout, "the rebuild logging that the API server is unreachable", () => second.Output);
+
+        // kubelet's calls for a volume that is coming back: transient, never final.
+        var get = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => second.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = id }).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, get.StatusCode);
+        Assert.Contains("volume_id", get.Status.Detail, StringComparison.Ordinal);
+        var republish = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => second.Client.PublishVolumeAsync(new PublishVolumeRequest { VolumeId = id, TargetPath = target }).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, republish.StatusCode);
+        // An id that neither kubelet nor the journal knows is still NOT_FOUND.
+        var unknown = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => second.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "never-on-this-node" }).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.NotFound, unknown.StatusCode);
+
+        await _api.SetModeAsync(ApiServerMode.Normal);
+        await second.WaitForStateAsync(id, VolumeState.Ready, TimeSpan.FromSeconds(60));
+        await second.Client.PublishVolumeAsync(new PublishVolumeRequest { VolumeId = id, TargetPath = target });
+    }
+
+    [SkippableFact]
     public async Task SecretsForbidden_SupervisorStaysUpAndRecoversOnceAllowed()
     {
         var first = await StartSupervisorAsync();

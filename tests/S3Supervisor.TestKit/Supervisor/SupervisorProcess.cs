@@ -165,7 +165,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
                     return last;
                 }
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.Unavailable)
             {
             }
             await Task.Delay(50).ConfigureAwait(false);
