@@ -53,7 +53,17 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         // Only our own tmpfs (one layer: whatever it was mounted over stays), and only while it is still the top mount there.
         if (_mountedTmpfs && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" })
         {
-            _mounter.UnmountLazy(_options.SecretsDirectory);
+            // Straight to libc, as it was mounted: the secrets directory is the supervisor's own, not
+            // under a root the mount layer resolves paths beneath.
+            try
+            {
+                Libc.Unmount(_options.SecretsDirectory, detach: true);
+            }
+            catch (InteropException e)
+            {
+                LogTmpfsUnmountFailed(_options.SecretsDirectory, e.Message);
+                return;
+            }
             _mountedTmpfs = false;
             LogTmpfsUnmounted(_options.SecretsDirectory);
         }
@@ -96,6 +106,9 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         }
         return holder?.FsType == "tmpfs";
     }
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Could not unmount the private tmpfs on {Path}: {Reason}")]
+    private partial void LogTmpfsUnmountFailed(string path, string reason);
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Information, Message = "Mounted a private tmpfs on the secrets directory {Path}")]
     private partial void LogTmpfsMounted(string path);

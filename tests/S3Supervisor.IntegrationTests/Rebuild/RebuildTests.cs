@@ -231,7 +231,22 @@ public sealed class RebuildTests : IAsyncLifetime
 
         await _api.SetModeAsync(ApiServerMode.Normal);
         await second.WaitForStateAsync(id, VolumeState.Ready, TimeSpan.FromSeconds(60));
-        await second.Client.PublishVolumeAsync(new PublishVolumeRequest { VolumeId = id, TargetPath = target });
+        // Ready shows while the restore still holds the volume's lock for its journal write: ABORTED is kubelet's "retry".
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                try
+                {
+                    await second.Client.PublishVolumeAsync(new PublishVolumeRequest { VolumeId = id, TargetPath = target });
+                    return true;
+                }
+                catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.Aborted)
+                {
+                    return false;
+                }
+            },
+            Eventually.DefaultTimeout,
+            "a republish of the restored volume");
     }
 
     [SkippableFact]
