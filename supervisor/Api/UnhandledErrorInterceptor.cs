@@ -1,11 +1,13 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Api;
 
 /// <summary>
-/// The last line: an exception that escapes a handler (a bug, by definition) must not reach the
+/// Every RPC's errors pass here: a domain error (<see cref="VolumeException"/>) gets its status from
+/// <see cref="VolumeErrorMapping"/>. The last line: an exception that escapes a handler (a bug, by definition) must not reach the
 /// client as UNKNOWN "Exception was thrown by handler". It becomes INTERNAL with a short reference
 /// that the log line carries too, so an operator can find the stack trace. Its text is never sent:
 /// it might carry anything. Every status detail that does leave is stripped of URL userinfo.
@@ -22,6 +24,10 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             throw Redacted(e);
         }
+        catch (VolumeException e)
+        {
+            throw Redacted(VolumeErrorMapping.ToRpc(e));
+        }
         catch (Exception e)
         {
             throw Translate(e, context);
@@ -37,6 +43,10 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         catch (RpcException e)
         {
             throw Redacted(e);
+        }
+        catch (VolumeException e)
+        {
+            throw Redacted(VolumeErrorMapping.ToRpc(e));
         }
         catch (Exception e)
         {

@@ -39,14 +39,17 @@ public sealed class CredentialStore
     /// </summary>
     public string Write(string volumeId, Credentials credentials)
     {
-        Validate.NoSpecialCharacters(credentials.AccessKeyId, "credentials.access_key_id");
+        if (Validate.HasSpecialCharacters(credentials.AccessKeyId))
+        {
+            throw VolumeException.Invalid("credentials.access_key_id", Validate.SpecialCharactersProblem);
+        }
         if (credentials.SecretAccessKey.Any(c => c is ':' or '\n' or '\r' || char.IsControl(c)))
         {
-            throw Validate.Invalid("credentials.secret_access_key", "must not contain ':', newlines or control characters");
+            throw VolumeException.Invalid("credentials.secret_access_key", "must not contain ':', newlines or control characters");
         }
         if (credentials.SessionToken.Length > 0)
         {
-            throw Validate.Invalid("credentials.session_token", "is not supported: s3fs 1.90 takes a session token only from its environment, where no secret may go; use long-lived keys for this volume");
+            throw VolumeException.Invalid("credentials.session_token", "is not supported: s3fs 1.90 takes a session token only from its environment, where no secret may go; use long-lived keys for this volume");
         }
         EnsureDirectory();
         var dir = VolumeDirectory(volumeId);

@@ -1,5 +1,4 @@
 using Google.Protobuf.WellKnownTypes;
-using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Supervisor.Interop;
@@ -95,12 +94,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             if (volume.StagingPath != stagingPath || !volume.Source.Equals(source))
             {
-                throw new RpcException(new Status(StatusCode.AlreadyExists, $"volume_id: {volumeId} is already staged at {volume.StagingPath} with a different source"));
+                throw new VolumeException(VolumeErrorKind.AlreadyExists, "volume_id", $"{volumeId} is already staged at {volume.StagingPath} with a different source");
             }
             RotateCredentials(volume, credentials);
             return volume.State == VolumeState.Ready
                 ? volume.Snapshot()
-                : throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is staged but {StateName(volume.State)}; the supervisor is healing it, retry later"));
+                : throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volumeId} is staged but {StateName(volume.State)}; the supervisor is healing it, retry later");
         }
 
         try
@@ -111,7 +110,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             ClearLeftoverMount(volume, stagingPath, "staging_path");
             if (!source.Options.PublicBucket)
             {
-                _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+                _credentials.Write(volumeId, credentials ?? throw VolumeException.Invalid("credentials", "are required unless the public_bucket option is set"));
             }
             await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
             await StartChildAsync(volume, cancellationToken).ConfigureAwait(false);
@@ -149,7 +148,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         RotateCredentials(volume, credentials);
         if (targetPath == volume.StagingPath)
         {
-            throw Common.Validate.Invalid("target_path", "must differ from the staging path");
+            throw VolumeException.Invalid("target_path", "must differ from the staging path");
         }
         PublishTarget? existing;
         lock (volume.Targets)
@@ -160,7 +159,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             if (existing.ReadOnly != readOnly)
             {
-                throw new RpcException(new Status(StatusCode.AlreadyExists, $"target_path: {targetPath} is already published {(existing.ReadOnly ? "read-only" : "read-write")}"));
+                throw new VolumeException(VolumeErrorKind.AlreadyExists, "target_path", $"{targetPath} is already published {(existing.ReadOnly ? "read-only" : "read-write")}");
             }
             if (volume.State == VolumeState.Ready && _mounter.FindMount(targetPath)?.Device != volume.Device)
             {
@@ -173,7 +172,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         if (volume.State != VolumeState.Ready)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is {StateName(volume.State)}; retry once it is ready"));
+            throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volumeId} is {StateName(volume.State)}; retry once it is ready");
         }
         // Only a live FUSE mount of this very volume is ever bound: never the bare staging directory
         // (a file written there would land on the node's disk, and block every later heal).
@@ -258,7 +257,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         await using var held = await LockAsync(volume, wait: false, cancellationToken).ConfigureAwait(false);
         if (volume.StagingPath != stagingPath)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"staging_path: volume {volumeId} is staged at {volume.StagingPath}, not at {stagingPath}"));
+            throw new VolumeException(VolumeErrorKind.FailedPrecondition, "staging_path", $"volume {volumeId} is staged at {volume.StagingPath}, not at {stagingPath}");
         }
         int targets;
         lock (volume.Targets)
@@ -267,7 +266,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         if (targets > 0)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"volume_id: {volumeId} is still published at {targets} target(s); unpublish them first"));
+            throw new VolumeException(VolumeErrorKind.FailedPrecondition, "volume_id", $"{volumeId} is still published at {targets} target(s); unpublish them first");
         }
         volume.Stopping = true;
         await volume.Lifetime.CancelAsync().ConfigureAwait(false);
@@ -328,7 +327,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             SetState(volume, VolumeState.Recovering, "Restoring", $"restoring {Describe(source)} at {stagingPath}");
             if (!source.Options.PublicBucket)
             {
-                _credentials.Write(volumeId, credentials ?? throw Common.Validate.Invalid("credentials", "are required unless the public_bucket option is set"));
+                _credentials.Write(volumeId, credentials ?? throw VolumeException.Invalid("credentials", "are required unless the public_bucket option is set"));
             }
             await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
             UnmountStaging(volume);
@@ -343,7 +342,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             // Keep the volume known (Failed), so the health loop retries and the operator sees it.
             volume.Staged = true;
-            volume.LastError = Message(e);
+            volume.LastError = e.Message;
             _metrics.Restore(success: false);
             SetState(volume, VolumeState.Failed, "RestoreFailed", volume.LastError);
             ScheduleHeal(volume, "RestoreFailed", volume.LastError);
@@ -482,7 +481,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         if (!await TryHealAsync(volume, reason, message, cancellationToken).ConfigureAwait(false))
         {
             ScheduleHeal(volume, "RetryAfterFailure", volume.LastError);
-            throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volume.VolumeId} could not be remounted: {volume.LastError}"));
+            throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volume.VolumeId} could not be remounted: {volume.LastError}");
         }
     }
 
@@ -516,7 +515,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         catch (Exception e) when (e is not OperationCanceledException)
         {
             volume.Failures++;
-            volume.LastError = Message(e);
+            volume.LastError = e.Message;
             _metrics.Recovery(success: false, _time.GetElapsedTime(started));
             SetState(volume, VolumeState.Failed, "RecoveryFailed", volume.LastError);
             _ = NotifyFailedAsync(volume.Snapshot(), volume.LastError);
@@ -604,7 +603,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
                     var probe = await StatBeforeDeadlineAsync(volume, child, Path.Combine(mountPoint, ReadinessProbeName), deadline, cancellationToken).ConfigureAwait(false);
                     if (probe is Errno.EACCES or Errno.EPERM)
                     {
-                        throw ChildFailed(volume, child, "S3 denied access (check the credentials and the bucket policy)", StatusCode.PermissionDenied);
+                        throw ChildFailed(volume, child, "S3 denied access (check the credentials and the bucket policy)", VolumeErrorKind.PermissionDenied);
                     }
                     if (probe is 0 or Errno.ENOENT && !child.Exited.IsCompleted)
                     {
@@ -616,7 +615,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
                 }
                 if (_time.GetElapsedTime(deadline) > _settings.MountTimeout)
                 {
-                    throw ChildFailed(volume, child, $"the mount was not ready within {_settings.MountTimeout.TotalSeconds:0} s", StatusCode.Unavailable);
+                    throw ChildFailed(volume, child, $"the mount was not ready within {_settings.MountTimeout.TotalSeconds:0} s", VolumeErrorKind.Unavailable);
                 }
                 await Task.WhenAny(child.Exited, Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken)).ConfigureAwait(false);
             }
@@ -648,7 +647,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         if (remaining <= TimeSpan.Zero || await Task.WhenAny(stat, Task.Delay(remaining, _time, cancellationToken)).ConfigureAwait(false) != stat)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            throw ChildFailed(volume, child, $"the mount did not answer within {_settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)", StatusCode.Unavailable);
+            throw ChildFailed(volume, child, $"the mount did not answer within {_settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)", VolumeErrorKind.Unavailable);
         }
         return await stat.ConfigureAwait(false);
     }
@@ -671,19 +670,19 @@ public sealed partial class VolumeManager : IAsyncDisposable
             TaskScheduler.Default);
     }
 
-    private RpcException ChildFailed(ManagedVolume volume, IS3fsProcess child, string what, StatusCode? known = null)
+    private VolumeException ChildFailed(ManagedVolume volume, IS3fsProcess child, string what, VolumeErrorKind? known = null)
     {
         var tail = Redact(child.StderrTail, volume);
         var code = known ?? (tail.Contains("invalid credentials", StringComparison.OrdinalIgnoreCase)
             || tail.Contains("403", StringComparison.Ordinal)
             || tail.Contains("SignatureDoesNotMatch", StringComparison.Ordinal)
             || tail.Contains("InvalidAccessKeyId", StringComparison.Ordinal)
-            ? StatusCode.PermissionDenied
+            ? VolumeErrorKind.PermissionDenied
             : tail.Contains("NoSuchBucket", StringComparison.Ordinal) || tail.Contains("bucket not found", StringComparison.OrdinalIgnoreCase)
-                ? StatusCode.NotFound
-                : StatusCode.Internal);
+                ? VolumeErrorKind.NotFound
+                : VolumeErrorKind.Internal);
         var message = $"mounting {Describe(volume.Source)} at {volume.StagingPath} failed: {what}" + (tail.Length > 0 ? $"; s3fs said: {tail}" : string.Empty);
-        return new RpcException(new Status(code, message));
+        return new VolumeException(code, string.Empty, message);
     }
 
     /// <summary>s3fs does not print secrets, but make sure: the stored key material never reaches a message.</summary>
@@ -792,7 +791,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         if (OwnerOf(path, mount, except: self) is { } owner)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a mount of volume {owner.VolumeId}; only that volume's calls may change it"));
+            throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{path} is a mount of volume {owner.VolumeId}; only that volume's calls may change it");
         }
         if (mount.IsFuse && _mounter.Stat(path) == Errno.ENOTCONN)
         {
@@ -800,7 +799,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             LogLeftoverCleared(path, mount.Device);
             return;
         }
-        throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is already a mount point ({mount.FsType} from {mount.Source})"));
+        throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{path} is already a mount point ({mount.FsType} from {mount.Source})");
     }
 
     /// <summary>
@@ -816,16 +815,16 @@ public sealed partial class VolumeManager : IAsyncDisposable
         {
             if (OwnerOf(path, mount) is { } owner && owner.VolumeId != volumeId)
             {
-                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a mount of volume {owner.VolumeId}, not of {volumeId}; only that volume's calls may remove it"));
+                throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{path} is a mount of volume {owner.VolumeId}, not of {volumeId}; only that volume's calls may remove it");
             }
             if (!mount.IsFuse)
             {
-                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a {mount.FsType} mount this supervisor did not make; not touched"));
+                throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{path} is a {mount.FsType} mount this supervisor did not make; not touched");
             }
             var errno = await BoundedStatAsync(path, cancellationToken).ConfigureAwait(false);
             if (errno != Errno.ENOTCONN)
             {
-                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {path} is a live FUSE mount ({mount.Source}) that no volume of this supervisor owns; not touched"));
+                throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{path} is a live FUSE mount ({mount.Source}) that no volume of this supervisor owns; not touched");
             }
             MountOrExplain(field, () => _mounter.UnmountAllLayers(path));
             LogLeftoverCleared(path, mount.Device);
@@ -886,7 +885,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             return;
         }
         ScheduleHeal(volume, "StagingMountLost", problem);
-        throw new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volume.VolumeId} has no live staging mount ({problem}); the supervisor is healing it, retry"));
+        throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volume.VolumeId} has no live staging mount ({problem}); the supervisor is healing it, retry");
     }
 
     /// <summary>
@@ -939,24 +938,24 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         catch (PathRefusedException e)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: {e.PathName} {e.Reason}"));
+            throw new VolumeException(VolumeErrorKind.PermissionDenied, field, $"{e.PathName} {e.Reason}");
         }
         catch (MountSourceException e)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"{field}: the staging mount {e.Message}; retry once the volume is healed"));
+            throw new VolumeException(VolumeErrorKind.Unavailable, field, $"the staging mount {e.Message}; retry once the volume is healed");
         }
         catch (InteropException e) when (e.Errno is Errno.EACCES or Errno.EPERM or Errno.EROFS)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: {e.Message}"));
+            throw new VolumeException(VolumeErrorKind.PermissionDenied, field, $"{e.Message}");
         }
         catch (InteropException e) when (e.Errno is Errno.ENAMETOOLONG)
         {
-            throw Common.Validate.Invalid(field, "is too long for the file system");
+            throw VolumeException.Invalid(field, "is too long for the file system");
         }
         catch (InteropException e) when (e.Errno is Errno.ENOENT or Errno.EEXIST)
         {
             // Something else renamed or removed a directory on the way in between: nothing was mounted.
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: {e.Path} changed while it was being mounted ({Errno.Name(e.Errno)}); nothing was mounted, retry"));
+            throw new VolumeException(VolumeErrorKind.FailedPrecondition, field, $"{e.Path} changed while it was being mounted ({Errno.Name(e.Errno)}); nothing was mounted, retry");
         }
     }
 
@@ -1028,7 +1027,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         else if (!await volume.Lock.WaitAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false))
         {
-            throw new RpcException(new Status(StatusCode.Aborted, $"volume_id: an operation on {volume.VolumeId} is already in progress"));
+            throw new VolumeException(VolumeErrorKind.Aborted, "volume_id", $"an operation on {volume.VolumeId} is already in progress");
         }
         return new LockHolder(volume.Lock);
     }
@@ -1115,23 +1114,21 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _ => "Unknown",
     };
 
-    private static string Message(Exception e) => e is RpcException rpc ? rpc.Status.Detail : e.Message;
-
     /// <summary>
     /// NOT_FOUND is final for kubelet. While the rebuild after a restart has not yet looked at its
     /// sources, or still works on this very volume (kubelet's directories or the journal know it),
     /// the answer is UNAVAILABLE: retry, it is coming back.
     /// </summary>
-    private RpcException NotFound(string volumeId)
+    private VolumeException NotFound(string volumeId)
     {
         lock (_awaitingRestore)
         {
             if (_restoreScanPending || _awaitingRestore.Contains(volumeId))
             {
-                return new RpcException(new Status(StatusCode.Unavailable, $"volume_id: {volumeId} is being restored after a supervisor restart; retry shortly"));
+                return new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volumeId} is being restored after a supervisor restart; retry shortly");
             }
         }
-        return new RpcException(new Status(StatusCode.NotFound, $"volume_id: {volumeId} is not staged on this node"));
+        return new VolumeException(VolumeErrorKind.NotFound, "volume_id", $"{volumeId} is not staged on this node");
     }
 
     /// <summary>Called before the host serves when a rebuild will run: until it has scanned, unknown ids are "not yet", not "never".</summary>

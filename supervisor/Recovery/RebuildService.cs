@@ -190,7 +190,7 @@ public sealed partial class RebuildService : BackgroundService
                     {
                         // Exactly what kubelet staged before the restart (mount flags, access mode included);
                         // the API server only supplies the credentials.
-                        source = Common.VolumeSourceRules.Check(record.Source);
+                        source = VolumeException.Checked(() => Common.VolumeSourceRules.Check(record.Source));
                     }
                     var staging = _paths.Check(
                         kubelet.Stagings.FirstOrDefault(s => s.VolumeHandle == id)?.StagingPath
@@ -212,7 +212,7 @@ public sealed partial class RebuildService : BackgroundService
                 {
                     // An API error (403, 429, 5xx, a timeout), a bad path, a journal write: this volume waits for
                     // the next round; the others go on.
-                    var message = e is Grpc.Core.RpcException rpc ? rpc.Status.Detail : e.Message;
+                    var message = e.Message;
                     if (!pending.TryGetValue(id, out var last) || last != message)
                     {
                         pending[id] = message;
