@@ -13,6 +13,7 @@ public sealed class Journal
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
 
     public Journal(string directory)
     {
@@ -34,20 +35,54 @@ public sealed class Journal
     }
 
     /// <summary>
-    /// Writes the records of the volumes <paramref name="snapshot"/> returns (runtime fields such as pid
-    /// and state are dropped). Takes the snapshot and writes it under one lock, so that a later snapshot is never overwritten
-    /// by an earlier one when several changes save at once.
+    /// Journal records the rebuild could not restore yet (API server down, secret missing). They stay
+    /// in the journal until restored or dropped, even while other volumes rewrite it.
+    /// </summary>
+    public void SetPendingRecords(IEnumerable<Volume> records)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Clear();
+            foreach (var record in records)
+            {
+                _pendingRecords[record.VolumeId] = record;
+            }
+        }
+    }
+
+    public void ClearPendingRecord(string volumeId)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Remove(volumeId);
+        }
+    }
+
+    /// <summary>
+    /// Writes the records of the volumes <paramref name="snapshot"/> returns, and the pending records
+    /// of volumes it does not hold (runtime fields such as pid and state are dropped). Takes the snapshot
+    /// and writes it under one lock, so that a later snapshot is never overwritten by an earlier one
+    /// when several changes save at once.
     /// </summary>
     public async Task SaveAsync(Func<IEnumerable<Volume>> snapshot, CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await WriteAsync(Format(snapshot())).ConfigureAwait(false);
+            await WriteAsync(Format(WithPending(snapshot()))).ConfigureAwait(false);
         }
         finally
         {
             _writeLock.Release();
+        }
+    }
+
+    private Volume[] WithPending(IEnumerable<Volume> known)
+    {
+        var held = known.ToArray();
+        lock (_pendingRecords)
+        {
+            return held.Concat(_pendingRecords.Values.Where(p => held.All(k => k.VolumeId != p.VolumeId))).ToArray();
         }
     }
 

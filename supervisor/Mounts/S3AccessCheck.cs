@@ -80,7 +80,7 @@ public static class S3AccessCheck
             }
             var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
             var code = ErrorCode(body);
-            var where = source.Prefix.Length == 0 ? $"s3://{source.Bucket}" : $"s3://{source.Bucket}/{source.Prefix}";
+            var where = S3Location.Of(source);
             switch (response.StatusCode)
             {
                 case HttpStatusCode.Forbidden:

@@ -161,7 +161,8 @@ public sealed partial class ContainerRepairer
                     continue;
                 }
                 var path = ProcPath(pid, "root") + (stale.Entry.MountPoint == "/" ? "/" : stale.Entry.MountPoint);
-                var error = await StatBoundedAsync(path, ct).ConfigureAwait(false);
+                var error = await MounterExtensions.StatWithinAsync(() => _statErrno(path), _options.ConfirmTimeout, TimeProvider.System, ct).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
                 if (error == Errno.ENOTCONN)
                 {
                     confirmedIds.Add(stale.Entry.MountId);
@@ -183,20 +184,6 @@ public sealed partial class ContainerRepairer
             }
         }
         return (ns.Pids[0], []);
-    }
-
-    /// <summary>stat on a dedicated thread, bounded: null when it did not answer in time (the thread is left to finish on its own).</summary>
-    private async Task<int?> StatBoundedAsync(string path, CancellationToken ct)
-    {
-        var stat = Task.Factory.StartNew(() => _statErrno(path), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        try
-        {
-            return await stat.WaitAsync(_options.ConfirmTimeout, ct).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            return null;
-        }
     }
 
     private async Task<List<ContainerRepairResult>> RepairNamespaceAsync(StaleNamespace ns, int pid, List<StaleMount> confirmed, LiveSource live, CancellationToken ct)

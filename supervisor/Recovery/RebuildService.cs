@@ -325,8 +325,7 @@ public sealed partial class RebuildService : BackgroundService
         }
     }
 
-    private TimeSpan Backoff(int attempt) =>
-        TimeSpan.FromSeconds(Math.Min(_k8s.RetryInitial.TotalSeconds * Math.Pow(2, Math.Min(attempt - 1, 16)), _k8s.RetryMax.TotalSeconds));
+    private TimeSpan Backoff(int attempt) => Mounts.Backoff.Delay(attempt, _k8s.RetryInitial, _k8s.RetryMax);
 
     [LoggerMessage(EventId = 1500, Level = LogLevel.Information, Message = "Rebuild: nothing to restore on this node")]
     private partial void LogNothingToRestore();
