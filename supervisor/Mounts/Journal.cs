@@ -10,6 +10,9 @@ namespace S3Supervisor.Supervisor.Mounts;
 /// </summary>
 public sealed class Journal
 {
+    /// <summary>The format this supervisor writes; it reads this one and the unversioned one before it.</summary>
+    public const uint CurrentVersion = 1;
+
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -30,8 +33,27 @@ public sealed class Journal
         {
             return [];
         }
-        var text = File.ReadAllText(FilePath);
-        return text.Length == 0 ? [] : Parser.Parse<ListVolumesResponse>(text).Volumes;
+        return Parse(File.ReadAllText(FilePath));
+    }
+
+    /// <summary>
+    /// The records in a journal's text: a <see cref="JournalFile"/>, or a file written before the
+    /// journal had a message of its own (a <see cref="ListVolumesResponse"/>), read as it was.
+    /// </summary>
+    internal static IReadOnlyList<Volume> Parse(string text)
+    {
+        if (text.Length == 0)
+        {
+            return [];
+        }
+        var file = Parser.Parse<JournalFile>(text);
+        if (file.Version == 0)
+        {
+            return Parser.Parse<ListVolumesResponse>(text).Volumes;
+        }
+        // A newer format (a rolled-back image reading its successor's file) is read for what this
+        // one knows: its volumes must still be restored.
+        return file.Volumes.Select(ToVolume).ToArray();
     }
 
     /// <summary>
@@ -86,20 +108,37 @@ public sealed class Journal
         }
     }
 
-    private static string Format(IEnumerable<Volume> volumes)
+    internal static string Format(IEnumerable<Volume> volumes)
     {
-        var content = new ListVolumesResponse();
-        foreach (var volume in volumes)
-        {
-            content.Volumes.Add(new Volume
-            {
-                VolumeId = volume.VolumeId,
-                StagingPath = volume.StagingPath,
-                Source = volume.Source,
-                Targets = { volume.Targets },
-            });
-        }
+        var content = new JournalFile { Version = CurrentVersion };
+        content.Volumes.AddRange(volumes.Select(FromVolume));
         return Formatter.Format(content);
+    }
+
+    private static JournalVolume FromVolume(Volume volume)
+    {
+        var record = new JournalVolume { VolumeId = volume.VolumeId, StagingPath = volume.StagingPath, Source = volume.Source };
+        record.Targets.AddRange(volume.Targets.Select(t => new JournalTarget
+        {
+            TargetPath = t.TargetPath,
+            ReadOnly = t.ReadOnly,
+            PodUid = t.Pod?.Uid ?? string.Empty,
+            PodName = t.Pod?.Name ?? string.Empty,
+            PodNamespace = t.Pod?.Namespace ?? string.Empty,
+        }));
+        return record;
+    }
+
+    private static Volume ToVolume(JournalVolume record)
+    {
+        var volume = new Volume { VolumeId = record.VolumeId, StagingPath = record.StagingPath, Source = record.Source };
+        volume.Targets.AddRange(record.Targets.Select(t => new PublishTarget
+        {
+            TargetPath = t.TargetPath,
+            ReadOnly = t.ReadOnly,
+            Pod = new PodRef { Uid = t.PodUid, Name = t.PodName, Namespace = t.PodNamespace },
+        }));
+        return volume;
     }
 
     private async Task WriteAsync(string text)
