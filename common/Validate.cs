@@ -15,6 +15,19 @@ public static class Validate
     public static RpcException Invalid(string field, string problem) =>
         new(new Status(StatusCode.InvalidArgument, $"{field}: {problem}"));
 
+    /// <summary>Whether <paramref name="e"/> is a failure of these validators, and its detail: lets a non-API caller speak its own error.</summary>
+    public static bool IsInvalid(Exception e, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? detail)
+    {
+        detail = e is RpcException { StatusCode: StatusCode.InvalidArgument } rpc ? rpc.Status.Detail : null;
+        return detail is not null;
+    }
+
+    public const string SpecialCharactersProblem = "must not contain ',', '=', ':', '\\', whitespace or control characters";
+
+    /// <summary>Whether a value holds a character that could change the meaning of an s3fs -o list or a passwd file line.</summary>
+    public static bool HasSpecialCharacters(string value) =>
+        value.Any(c => c is ',' or '=' or ':' or '\\' || char.IsControl(c) || char.IsWhiteSpace(c));
+
     public static string Required(string? value, [CallerArgumentExpression(nameof(value))] string field = "")
     {
         if (string.IsNullOrEmpty(value))
@@ -48,12 +61,9 @@ public static class Validate
     /// <summary>Rejects values that could change the meaning of an s3fs -o list or a passwd file line.</summary>
     public static void NoSpecialCharacters(string value, string field)
     {
-        foreach (var c in value)
+        if (HasSpecialCharacters(value))
         {
-            if (c is ',' or '=' or ':' or '\\' || char.IsControl(c) || char.IsWhiteSpace(c))
-            {
-                throw Invalid(field, "must not contain ',', '=', ':', '\\', whitespace or control characters");
-            }
+            throw Invalid(field, SpecialCharactersProblem);
         }
     }
 

@@ -22,7 +22,7 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         var id = Validate.VolumeId(request.VolumeId);
         var staging = _paths.Check(request.StagingPath, "staging_path");
         var source = VolumeSourceRules.Check(request.Source);
-        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CheckCredentials(c) : null;
+        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CredentialRules.CheckLengths(c) : null;
         var volume = await _volumes.StageAsync(id, staging, source, credentials, context.CancellationToken);
         return new StageVolumeResponse { Volume = volume };
     }
@@ -32,7 +32,7 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         var id = Validate.VolumeId(request.VolumeId);
         var target = _paths.Check(request.TargetPath, "target_path");
         var pod = request.Pod is null ? null : CheckPod(request.Pod);
-        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CheckCredentials(c) : null;
+        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CredentialRules.CheckLengths(c) : null;
         var volume = await _volumes.PublishAsync(id, target, request.ReadOnly, pod, context.CancellationToken, credentials);
         return new PublishVolumeResponse { Volume = volume };
     }
@@ -83,23 +83,6 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
                 }
             }
         }
-    }
-
-    private static Credentials CheckCredentials(Credentials credentials)
-    {
-        if (credentials.AccessKeyId.Length is 0 or > 256)
-        {
-            throw Validate.Invalid("credentials.access_key_id", "must be 1 to 256 characters");
-        }
-        if (credentials.SecretAccessKey.Length is 0 or > 1024)
-        {
-            throw Validate.Invalid("credentials.secret_access_key", "must be 1 to 1024 characters");
-        }
-        if (credentials.SessionToken.Length > 8192)
-        {
-            throw Validate.Invalid("credentials.session_token", "is longer than 8192 characters");
-        }
-        return credentials;
     }
 
     private static PodRef CheckPod(PodRef pod)

@@ -1,14 +1,17 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Api;
 
 /// <summary>
-/// The last line: an exception that escapes a handler (a bug, by definition) must not reach the
-/// client as UNKNOWN "Exception was thrown by handler". It becomes INTERNAL with a short reference
-/// that the log line carries too, so an operator can find the stack trace. Its text is never sent:
-/// it might carry anything. Every status detail that does leave is stripped of URL userinfo.
+/// Every RPC's errors pass here: a domain error (<see cref="VolumeException"/>) gets its status from
+/// <see cref="VolumeErrorMapping"/>. The last line: any other exception that escapes a handler (a
+/// bug, by definition) must not reach the client as UNKNOWN "Exception was thrown by handler". It
+/// becomes INTERNAL with a short reference that the log line carries too, so an operator can find
+/// the stack trace. Its text is never sent: it might carry anything. Every status detail that does
+/// leave is stripped of URL userinfo.
 /// </summary>
 public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInterceptor> logger) : Interceptor
 {
@@ -18,13 +21,9 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             return await continuation(request, context).ConfigureAwait(false);
         }
-        catch (RpcException e)
-        {
-            throw Redacted(e);
-        }
         catch (Exception e)
         {
-            throw Translate(e, context);
+            throw Outgoing(e, context);
         }
     }
 
@@ -34,15 +33,19 @@ public sealed partial class UnhandledErrorInterceptor(ILogger<UnhandledErrorInte
         {
             await continuation(request, responseStream, context).ConfigureAwait(false);
         }
-        catch (RpcException e)
-        {
-            throw Redacted(e);
-        }
         catch (Exception e)
         {
-            throw Translate(e, context);
+            throw Outgoing(e, context);
         }
     }
+
+    /// <summary>What the client gets for an exception out of a handler.</summary>
+    private RpcException Outgoing(Exception e, ServerCallContext context) => e switch
+    {
+        RpcException rpc => Redacted(rpc),
+        VolumeException domain => Redacted(VolumeErrorMapping.ToRpc(domain)),
+        _ => Translate(e, context),
+    };
 
     private static RpcException Redacted(RpcException e)
     {

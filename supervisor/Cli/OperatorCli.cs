@@ -94,7 +94,7 @@ public static class OperatorCli
         Console.WriteLine($"{"VOLUME",-40} {"STATE",-11} {"PID",7} {"RESTARTS",8} {"TARGETS",7}  SOURCE");
         foreach (var v in volumes)
         {
-            var source = v.Source.Prefix.Length == 0 ? $"s3://{v.Source.Bucket}" : $"s3://{v.Source.Bucket}/{v.Source.Prefix}";
+            var source = S3Location.Of(v.Source);
             Console.WriteLine($"{v.VolumeId,-40} {VolumeManager.StateName(v.State),-11} {v.Pid,7} {v.RestartCount,8} {v.Targets.Count,7}  {source}{(v.LastError.Length > 0 ? "  last error: " + v.LastError : string.Empty)}");
         }
     }

@@ -119,27 +119,3 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Stopping: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal is kept")]
     private partial void LogStopping(int count, double seconds);
 }
-
-/// <summary>Periodic health check: catches a mount that answers ENOTCONN or vanished without its child exiting.</summary>
-internal sealed class HealthCheckLoop : BackgroundService
-{
-    private readonly VolumeManager _volumes;
-    private readonly TimeProvider _time;
-    private readonly SupervisorOptions _options;
-
-    public HealthCheckLoop(VolumeManager volumes, TimeProvider time, IOptions<SupervisorOptions> options)
-    {
-        _volumes = volumes;
-        _time = time;
-        _options = options.Value;
-    }
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(_options.HealthCheckInterval, _time);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-        {
-            await _volumes.CheckHealthAsync(stoppingToken).ConfigureAwait(false);
-        }
-    }
-}

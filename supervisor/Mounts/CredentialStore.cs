@@ -1,5 +1,4 @@
 using S3Supervisor.Api.V1;
-using S3Supervisor.Common;
 
 namespace S3Supervisor.Supervisor.Mounts;
 
@@ -32,22 +31,12 @@ public sealed class CredentialStore
     public string PasswdFile(string volumeId) => Path.Combine(VolumeDirectory(volumeId), "passwd");
 
     /// <summary>
-    /// Writes the credentials of a volume and returns the passwd file path. Session tokens are
-    /// refused: s3fs 1.90 reads them only from its environment or the invoking user's own
-    /// ~/.aws/credentials (not from a passwd file, and not through $HOME), and secrets never go into
-    /// a child's environment.
+    /// Writes the credentials of a volume and returns the passwd file path; refuses what a passwd file
+    /// line cannot hold, session tokens included (<see cref="CredentialRules.CheckStorable"/>).
     /// </summary>
     public string Write(string volumeId, Credentials credentials)
     {
-        Validate.NoSpecialCharacters(credentials.AccessKeyId, "credentials.access_key_id");
-        if (credentials.SecretAccessKey.Any(c => c is ':' or '\n' or '\r' || char.IsControl(c)))
-        {
-            throw Validate.Invalid("credentials.secret_access_key", "must not contain ':', newlines or control characters");
-        }
-        if (credentials.SessionToken.Length > 0)
-        {
-            throw Validate.Invalid("credentials.session_token", "is not supported: s3fs 1.90 takes a session token only from its environment, where no secret may go; use long-lived keys for this volume");
-        }
+        CredentialRules.CheckStorable(credentials);
         EnsureDirectory();
         var dir = VolumeDirectory(volumeId);
         System.IO.Directory.CreateDirectory(dir, DirectoryMode);

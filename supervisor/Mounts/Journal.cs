@@ -10,9 +10,13 @@ namespace S3Supervisor.Supervisor.Mounts;
 /// </summary>
 public sealed class Journal
 {
+    /// <summary>The format this supervisor writes; it reads this one and the unversioned one before it.</summary>
+    public const uint CurrentVersion = 1;
+
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithIndentation());
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Dictionary<string, Volume> _pendingRecords = new(StringComparer.Ordinal);
 
     public Journal(string directory)
     {
@@ -29,21 +33,65 @@ public sealed class Journal
         {
             return [];
         }
-        var text = File.ReadAllText(FilePath);
-        return text.Length == 0 ? [] : Parser.Parse<ListVolumesResponse>(text).Volumes;
+        return Parse(File.ReadAllText(FilePath));
     }
 
     /// <summary>
-    /// Writes the records of the volumes <paramref name="snapshot"/> returns (runtime fields such as pid
-    /// and state are dropped). Takes the snapshot and writes it under one lock, so that a later snapshot is never overwritten
-    /// by an earlier one when several changes save at once.
+    /// The records in a journal's text: a <see cref="JournalFile"/>, or a file written before the
+    /// journal had a message of its own (a <see cref="ListVolumesResponse"/>), read as it was.
+    /// </summary>
+    internal static IReadOnlyList<Volume> Parse(string text)
+    {
+        if (text.Length == 0)
+        {
+            return [];
+        }
+        var file = Parser.Parse<JournalFile>(text);
+        if (file.Version == 0)
+        {
+            return Parser.Parse<ListVolumesResponse>(text).Volumes;
+        }
+        // A newer format (a rolled-back image reading its successor's file) is read for what this
+        // one knows: its volumes must still be restored.
+        return file.Volumes.Select(ToVolume).ToArray();
+    }
+
+    /// <summary>
+    /// Journal records the rebuild could not restore yet (API server down, secret missing). They stay
+    /// in the journal until restored or dropped, even while other volumes rewrite it.
+    /// </summary>
+    public void SetPendingRecords(IEnumerable<Volume> records)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Clear();
+            foreach (var record in records)
+            {
+                _pendingRecords[record.VolumeId] = record;
+            }
+        }
+    }
+
+    public void ClearPendingRecord(string volumeId)
+    {
+        lock (_pendingRecords)
+        {
+            _pendingRecords.Remove(volumeId);
+        }
+    }
+
+    /// <summary>
+    /// Writes the records of the volumes <paramref name="snapshot"/> returns, and the pending records
+    /// of volumes it does not hold (runtime fields such as pid and state are dropped). Takes the snapshot
+    /// and writes it under one lock, so that a later snapshot is never overwritten by an earlier one
+    /// when several changes save at once.
     /// </summary>
     public async Task SaveAsync(Func<IEnumerable<Volume>> snapshot, CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await WriteAsync(Format(snapshot())).ConfigureAwait(false);
+            await WriteAsync(Format(WithPending(snapshot()))).ConfigureAwait(false);
         }
         finally
         {
@@ -51,20 +99,46 @@ public sealed class Journal
         }
     }
 
-    private static string Format(IEnumerable<Volume> volumes)
+    private Volume[] WithPending(IEnumerable<Volume> known)
     {
-        var content = new ListVolumesResponse();
-        foreach (var volume in volumes)
+        var held = known.ToArray();
+        lock (_pendingRecords)
         {
-            content.Volumes.Add(new Volume
-            {
-                VolumeId = volume.VolumeId,
-                StagingPath = volume.StagingPath,
-                Source = volume.Source,
-                Targets = { volume.Targets },
-            });
+            return held.Concat(_pendingRecords.Values.Where(p => held.All(k => k.VolumeId != p.VolumeId))).ToArray();
         }
+    }
+
+    internal static string Format(IEnumerable<Volume> volumes)
+    {
+        var content = new JournalFile { Version = CurrentVersion };
+        content.Volumes.AddRange(volumes.Select(FromVolume));
         return Formatter.Format(content);
+    }
+
+    private static JournalVolume FromVolume(Volume volume)
+    {
+        var record = new JournalVolume { VolumeId = volume.VolumeId, StagingPath = volume.StagingPath, Source = volume.Source };
+        record.Targets.AddRange(volume.Targets.Select(t => new JournalTarget
+        {
+            TargetPath = t.TargetPath,
+            ReadOnly = t.ReadOnly,
+            PodUid = t.Pod?.Uid ?? string.Empty,
+            PodName = t.Pod?.Name ?? string.Empty,
+            PodNamespace = t.Pod?.Namespace ?? string.Empty,
+        }));
+        return record;
+    }
+
+    private static Volume ToVolume(JournalVolume record)
+    {
+        var volume = new Volume { VolumeId = record.VolumeId, StagingPath = record.StagingPath, Source = record.Source };
+        volume.Targets.AddRange(record.Targets.Select(t => new PublishTarget
+        {
+            TargetPath = t.TargetPath,
+            ReadOnly = t.ReadOnly,
+            Pod = new PodRef { Uid = t.PodUid, Name = t.PodName, Namespace = t.PodNamespace },
+        }));
+        return volume;
     }
 
     private async Task WriteAsync(string text)

@@ -41,6 +41,27 @@ public static class MounterExtensions
         {
         }
     }
+
+    /// <summary><see cref="IMounter.Stat"/> that gives up after <paramref name="timeout"/>: see <see cref="StatWithinAsync(Func{int}, TimeSpan, TimeProvider, CancellationToken)"/>.</summary>
+    public static Task<int?> StatWithinAsync(this IMounter mounter, string path, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) =>
+        StatWithinAsync(() => mounter.Stat(path), timeout, time, cancellationToken);
+
+    /// <summary>
+    /// A stat that may block (a hung FUSE connection, or one whose s3fs is still in its FUSE init
+    /// asking S3) runs on a thread of its own, and the caller waits at most <paramref name="timeout"/>:
+    /// 0 or the errno, or null when it did not answer in time or the wait was cancelled (callers that
+    /// must stop on cancellation check their token). A stat left behind finishes on its own thread.
+    /// </summary>
+    public static async Task<int?> StatWithinAsync(Func<int> stat, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (timeout <= TimeSpan.Zero)
+        {
+            return null;
+        }
+        var task = Task.Factory.StartNew(stat, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var finished = await Task.WhenAny(task, Task.Delay(timeout, time, cancellationToken)).ConfigureAwait(false);
+        return finished == task ? await task.ConfigureAwait(false) : null;
+    }
 }
 
 /// <summary>A path the mount layer will not act on: it left its root, met a symlink, or lies on a FUSE filesystem.</summary>

@@ -1,4 +1,3 @@
-using Grpc.Core;
 using S3Supervisor.Common;
 using S3Supervisor.Supervisor.Interop;
 
@@ -28,25 +27,25 @@ public sealed class PathGuard
     {
         if (string.IsNullOrEmpty(path))
         {
-            throw Validate.Invalid(field, "is required");
+            throw VolumeException.Invalid(field, "is required");
         }
         if (path.Length > Validate.MaxPathLength)
         {
-            throw Validate.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
+            throw VolumeException.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
         }
         if (path[0] != '/')
         {
-            throw Validate.Invalid(field, "must be an absolute path");
+            throw VolumeException.Invalid(field, "must be an absolute path");
         }
         if (path.Any(char.IsControl))
         {
-            throw Validate.Invalid(field, "must not contain control characters");
+            throw VolumeException.Invalid(field, "must not contain control characters");
         }
         var trimmed = path.Length > 1 ? path.TrimEnd('/') : path;
         var segments = trimmed.Split('/')[1..];
         if (segments.Any(s => s.Length == 0 || s == "." || s == ".."))
         {
-            throw Validate.Invalid(field, "must be normalised: no empty, '.' or '..' segments");
+            throw VolumeException.Invalid(field, "must be normalised: no empty, '.' or '..' segments");
         }
         if (segments.Length == 0)
         {
@@ -75,21 +74,21 @@ public sealed class PathGuard
         }
         if (IsSymlink(canonical))
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: must not be a symbolic link"));
+            throw new VolumeException(VolumeErrorKind.PermissionDenied, field, $"must not be a symbolic link");
         }
         return canonical;
     }
 
     /// <summary>ELOOP (a symlink loop), EACCES (a directory on the way we may not search) and the like: never mounted on.</summary>
-    private static RpcException Unresolvable(string field, int errno) => errno switch
+    private static VolumeException Unresolvable(string field, int errno) => errno switch
     {
-        Errno.ENAMETOOLONG => Validate.Invalid(field, "is too long for the file system"),
-        Errno.ELOOP => new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: passes through a symbolic link loop")),
-        _ => new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: cannot be resolved ({Errno.Name(errno)})")),
+        Errno.ENAMETOOLONG => VolumeException.Invalid(field, "is too long for the file system"),
+        Errno.ELOOP => new VolumeException(VolumeErrorKind.PermissionDenied, field, $"passes through a symbolic link loop"),
+        _ => new VolumeException(VolumeErrorKind.PermissionDenied, field, $"cannot be resolved ({Errno.Name(errno)})"),
     };
 
-    private RpcException Denied(string field) =>
-        new(new Status(StatusCode.PermissionDenied, $"{field}: is outside the allowed roots ({string.Join(", ", _roots)})"));
+    private VolumeException Denied(string field) =>
+        new(VolumeErrorKind.PermissionDenied, field, $"is outside the allowed roots ({string.Join(", ", _roots)})");
 
     /// <summary>Resolves the longest existing ancestor and appends the rest lexically.</summary>
     private static string ResolveExistingPrefix(string path, string field)
@@ -108,7 +107,7 @@ public sealed class PathGuard
                 if (IsSymlink(current))
                 {
                     // A dangling symlink: where it would lead is not ours to create.
-                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"{field}: passes through a dangling symbolic link"));
+                    throw new VolumeException(VolumeErrorKind.PermissionDenied, field, $"passes through a dangling symbolic link");
                 }
                 rest.Push(Path.GetFileName(current));
                 current = Path.GetDirectoryName(current) ?? "/";

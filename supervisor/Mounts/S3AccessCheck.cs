@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using Grpc.Core;
 using S3Supervisor.Api.V1;
 
 namespace S3Supervisor.Supervisor.Mounts;
@@ -67,11 +66,11 @@ public static class S3AccessCheck
         }
         catch (HttpRequestException e)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"source.endpoint: {source.Endpoint} cannot be reached ({Reason(e)}); retrying is safe"));
+            throw new VolumeException(VolumeErrorKind.Unavailable, "source.endpoint", $"{source.Endpoint} cannot be reached ({Reason(e)}); retrying is safe");
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"source.endpoint: {source.Endpoint} did not answer within {Http.Timeout.TotalSeconds:0} s"));
+            throw new VolumeException(VolumeErrorKind.Unavailable, "source.endpoint", $"{source.Endpoint} did not answer within {Http.Timeout.TotalSeconds:0} s");
         }
         using (response)
         {
@@ -81,15 +80,15 @@ public static class S3AccessCheck
             }
             var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
             var code = ErrorCode(body);
-            var where = source.Prefix.Length == 0 ? $"s3://{source.Bucket}" : $"s3://{source.Bucket}/{source.Prefix}";
+            var where = S3Location.Of(source);
             switch (response.StatusCode)
             {
                 case HttpStatusCode.Forbidden:
-                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"credentials: S3 refused to list {where} ({code}); check the access key, the secret and the bucket policy"));
+                    throw new VolumeException(VolumeErrorKind.PermissionDenied, "credentials", $"S3 refused to list {where} ({code}); check the access key, the secret and the bucket policy");
                 case HttpStatusCode.NotFound when code == "NoSuchBucket":
-                    throw new RpcException(new Status(StatusCode.NotFound, $"source.bucket: {source.Bucket} does not exist at {source.Endpoint} (NoSuchBucket)"));
+                    throw new VolumeException(VolumeErrorKind.NotFound, "source.bucket", $"{source.Bucket} does not exist at {source.Endpoint} (NoSuchBucket)");
                 case HttpStatusCode.BadRequest when code is "InvalidAccessKeyId" or "AuthorizationHeaderMalformed" or "InvalidToken":
-                    throw new RpcException(new Status(StatusCode.PermissionDenied, $"credentials: S3 refused the key for {where} ({code})"));
+                    throw new VolumeException(VolumeErrorKind.PermissionDenied, "credentials", $"S3 refused the key for {where} ({code})");
                 default:
                     return;
             }

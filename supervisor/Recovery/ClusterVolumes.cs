@@ -5,6 +5,7 @@ using k8s.Autorest;
 using k8s.Models;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Recovery;
 
@@ -144,11 +145,11 @@ public sealed class ClusterVolumes
         VolumeSource source;
         try
         {
-            source = VolumeContext.ParseForStage(volume.Attributes, volume.MountOptions, volume.ReaderOnlyAccess, $"persistentvolume {volume.PersistentVolumeName} volumeAttributes");
+            source = VolumeException.Checked(() => VolumeContext.ParseForStage(volume.Attributes, volume.MountOptions, volume.ReaderOnlyAccess, $"persistentvolume {volume.PersistentVolumeName} volumeAttributes"));
         }
-        catch (Grpc.Core.RpcException e)
+        catch (VolumeException e)
         {
-            throw new VolumeNotRestorableException(e.Status.Detail, retry: false);
+            throw new VolumeNotRestorableException(e.Message, retry: false);
         }
         if (source.Options.PublicBucket)
         {

@@ -79,7 +79,7 @@ public sealed partial class ContainerRepairer
         var scanTimer = Stopwatch.StartNew();
         var namespaces = StaleMountScanner.Scan(_options.ProcRoot, deadDevice);
         var results = new List<ContainerRepairResult>();
-        LiveSource? live = null;
+        LiveStagingSource? live = null;
         string? liveError = null;
         try
         {
@@ -105,7 +105,7 @@ public sealed partial class ContainerRepairer
                 {
                     try
                     {
-                        live = LiveSource.Open(liveStagingPath, deadDevice);
+                        live = LiveStagingSource.Open(liveStagingPath, deadDevice);
                     }
                     catch (InteropException ex)
                     {
@@ -161,7 +161,8 @@ public sealed partial class ContainerRepairer
                     continue;
                 }
                 var path = ProcPath(pid, "root") + (stale.Entry.MountPoint == "/" ? "/" : stale.Entry.MountPoint);
-                var error = await StatBoundedAsync(path, ct).ConfigureAwait(false);
+                var error = await MounterExtensions.StatWithinAsync(() => _statErrno(path), _options.ConfirmTimeout, TimeProvider.System, ct).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
                 if (error == Errno.ENOTCONN)
                 {
                     confirmedIds.Add(stale.Entry.MountId);
@@ -185,21 +186,7 @@ public sealed partial class ContainerRepairer
         return (ns.Pids[0], []);
     }
 
-    /// <summary>stat on a dedicated thread, bounded: null when it did not answer in time (the thread is left to finish on its own).</summary>
-    private async Task<int?> StatBoundedAsync(string path, CancellationToken ct)
-    {
-        var stat = Task.Factory.StartNew(() => _statErrno(path), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        try
-        {
-            return await stat.WaitAsync(_options.ConfirmTimeout, ct).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            return null;
-        }
-    }
-
-    private async Task<List<ContainerRepairResult>> RepairNamespaceAsync(StaleNamespace ns, int pid, List<StaleMount> confirmed, LiveSource live, CancellationToken ct)
+    private async Task<List<ContainerRepairResult>> RepairNamespaceAsync(StaleNamespace ns, int pid, List<StaleMount> confirmed, LiveStagingSource live, CancellationToken ct)
     {
         var timer = Stopwatch.StartNew();
         var prepared = new List<Prepared>(confirmed.Count);
@@ -258,7 +245,7 @@ public sealed partial class ContainerRepairer
     }
 
     /// <summary>A detached clone of the live mount at the stale entry's root, with its flags.</summary>
-    private static Prepared Prepare(StaleMount stale, LiveSource live)
+    private static Prepared Prepare(StaleMount stale, LiveStagingSource live)
     {
         var entry = stale.Entry;
         var wanted = entry.Root;
@@ -280,7 +267,7 @@ public sealed partial class ContainerRepairer
             {
                 tree = Libc.CloneMount(directory, source);
             }
-            Libc.SetMountAttributes(tree, FlagsOf(entry), clear: 0, PropagationOf(entry), source);
+            Libc.SetMountAttributes(tree, ContainerMountAttributes.FlagsOf(entry), clear: 0, ContainerMountAttributes.PropagationOf(entry), source);
             return new Prepared(stale, tree, null);
         }
         catch (InteropException ex)
@@ -388,36 +375,6 @@ public sealed partial class ContainerRepairer
     private string ProcPath(int pid, string relative) =>
         Path.Combine(_options.ProcRoot, pid.ToString(CultureInfo.InvariantCulture), relative);
 
-    private static ulong FlagsOf(MountEntry entry)
-    {
-        // Only set, never cleared: the clone starts with the live staging mount's flags, and a
-        // repair must not make a container's view more permissive than the host's.
-        ulong flags = 0;
-        foreach (var option in entry.Options)
-        {
-            flags |= option switch
-            {
-                "ro" => Libc.MOUNT_ATTR_RDONLY,
-                "nosuid" => Libc.MOUNT_ATTR_NOSUID,
-                "nodev" => Libc.MOUNT_ATTR_NODEV,
-                "noexec" => Libc.MOUNT_ATTR_NOEXEC,
-                "nosymfollow" => Libc.MOUNT_ATTR_NOSYMFOLLOW,
-                _ => 0,
-            };
-        }
-        return flags;
-    }
-
-    private static ulong PropagationOf(MountEntry entry)
-    {
-        // The clone of a shared staging mount would join its peer group. Keep what the container
-        // had: a peer (Bidirectional) stays in the group, a slave (HostToContainer) becomes a
-        // slave of it, and the usual private bind becomes private again.
-        var shared = entry.OptionalFields.Any(f => f.StartsWith("shared:", StringComparison.Ordinal));
-        var slave = entry.OptionalFields.Any(f => f.StartsWith("master:", StringComparison.Ordinal));
-        return shared ? 0 : slave ? Libc.MS_SLAVE : Libc.MS_PRIVATE;
-    }
-
     private static ContainerRepairResult Result(int pid, StaleNamespace ns, MountEntry entry, string? error) =>
         new(pid, ns.MountNamespaceInode, entry.MountPoint, entry.Root, entry.ReadOnly, error is null, error);
 
@@ -456,41 +413,4 @@ public sealed partial class ContainerRepairer
     private sealed record Prepared(StaleMount Stale, FileDescriptorHandle? Tree, string? Error);
 
     private readonly record struct Outcome(string? Error, string? Note);
-
-    /// <summary>The live staging mount, held open for the whole repair so that every clone comes from the same mount.</summary>
-    private sealed class LiveSource : IDisposable
-    {
-        private LiveSource(string path, FileDescriptorHandle handle)
-        {
-            Path = path;
-            Handle = handle;
-        }
-
-        public string Path { get; }
-
-        public FileDescriptorHandle Handle { get; }
-
-        public static LiveSource Open(string path, string deadDevice)
-        {
-            var handle = Libc.OpenDirectoryPath(path);
-            try
-            {
-                // fstat asks the new s3fs once: a staging path that still shows the dead
-                // connection (not re-mounted yet) must not be cloned into containers.
-                var device = Libc.DeviceName(Libc.StatIdentity(handle, path).Device);
-                if (device == deadDevice)
-                {
-                    throw new InteropException($"the staging path {path} still shows the dead device {deadDevice}; mount the new s3fs first");
-                }
-                return new LiveSource(path, handle);
-            }
-            catch
-            {
-                handle.Dispose();
-                throw;
-            }
-        }
-
-        public void Dispose() => Handle.Dispose();
-    }
 }

@@ -190,7 +190,7 @@ public sealed partial class RebuildService : BackgroundService
                     {
                         // Exactly what kubelet staged before the restart (mount flags, access mode included);
                         // the API server only supplies the credentials.
-                        source = Common.VolumeSourceRules.Check(record.Source);
+                        source = VolumeException.Checked(() => Common.VolumeSourceRules.Check(record.Source));
                     }
                     var staging = _paths.Check(
                         kubelet.Stagings.FirstOrDefault(s => s.VolumeHandle == id)?.StagingPath
@@ -212,7 +212,7 @@ public sealed partial class RebuildService : BackgroundService
                 {
                     // An API error (403, 429, 5xx, a timeout), a bad path, a journal write: this volume waits for
                     // the next round; the others go on.
-                    var message = e is Grpc.Core.RpcException rpc ? rpc.Status.Detail : e.Message;
+                    var message = e.Message;
                     if (!pending.TryGetValue(id, out var last) || last != message)
                     {
                         pending[id] = message;
@@ -325,8 +325,7 @@ public sealed partial class RebuildService : BackgroundService
         }
     }
 
-    private TimeSpan Backoff(int attempt) =>
-        TimeSpan.FromSeconds(Math.Min(_k8s.RetryInitial.TotalSeconds * Math.Pow(2, Math.Min(attempt - 1, 16)), _k8s.RetryMax.TotalSeconds));
+    private TimeSpan Backoff(int attempt) => Mounts.Backoff.Delay(attempt, _k8s.RetryInitial, _k8s.RetryMax);
 
     [LoggerMessage(EventId = 1500, Level = LogLevel.Information, Message = "Rebuild: nothing to restore on this node")]
     private partial void LogNothingToRestore();

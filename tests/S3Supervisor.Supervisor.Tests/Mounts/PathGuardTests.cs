@@ -1,4 +1,5 @@
 using Grpc.Core;
+using S3Supervisor.Supervisor.Api;
 using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Tests.Mounts;
@@ -34,7 +35,7 @@ public sealed class PathGuardTests : IDisposable
     {
         var guard = new PathGuard([_root]);
         File.CreateSymbolicLink(Path.Combine(_root, "evil"), _outside);
-        var error = Assert.Throws<RpcException>(() => guard.Check(Path.Combine(_root, "evil", "x", "mount"), "target_path"));
+        var error = VolumeErrorMapping.ToRpc(Assert.Throws<VolumeException>(() => guard.Check(Path.Combine(_root, "evil", "x", "mount"), "target_path")));
         Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
         Assert.StartsWith("target_path", error.Status.Detail, StringComparison.Ordinal);
     }
@@ -45,7 +46,7 @@ public sealed class PathGuardTests : IDisposable
         var guard = new PathGuard([_root]);
         Directory.CreateDirectory(Path.Combine(_root, "real"));
         File.CreateSymbolicLink(Path.Combine(_root, "alias"), Path.Combine(_root, "real"));
-        var error = Assert.Throws<RpcException>(() => guard.Check(Path.Combine(_root, "alias"), "staging_path"));
+        var error = VolumeErrorMapping.ToRpc(Assert.Throws<VolumeException>(() => guard.Check(Path.Combine(_root, "alias"), "staging_path")));
         Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
     }
 
@@ -53,7 +54,7 @@ public sealed class PathGuardTests : IDisposable
     public void Check_PrefixSiblingOfRoot_PermissionDenied()
     {
         var guard = new PathGuard([_root]);
-        var error = Assert.Throws<RpcException>(() => guard.Check(_root + "-sibling/x", "staging_path"));
+        var error = VolumeErrorMapping.ToRpc(Assert.Throws<VolumeException>(() => guard.Check(_root + "-sibling/x", "staging_path")));
         Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
     }
 
@@ -66,7 +67,7 @@ public sealed class PathGuardTests : IDisposable
     public void Check_Malformed_InvalidArgument(string path)
     {
         var guard = new PathGuard([_root]);
-        var error = Assert.Throws<RpcException>(() => guard.Check(path, "staging_path"));
+        var error = VolumeErrorMapping.ToRpc(Assert.Throws<VolumeException>(() => guard.Check(path, "staging_path")));
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
     }
 }

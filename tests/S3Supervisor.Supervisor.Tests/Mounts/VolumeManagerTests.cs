@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 using S3Supervisor.Api.V1;
+using S3Supervisor.Supervisor.Api;
 using S3Supervisor.Supervisor.Mounts;
 using S3Supervisor.TestKit;
 
@@ -44,7 +45,7 @@ public sealed class VolumeManagerTests : IAsyncLifetime
     public async Task Stage_ChildFailsToStart_NothingLeftBehind()
     {
         _launcher.FailNext = 1;
-        var error = await Assert.ThrowsAsync<RpcException>(() => StageAsync("v1"));
+        var error = VolumeErrorMapping.ToRpc(await Assert.ThrowsAsync<VolumeException>(() => StageAsync("v1")));
         Assert.Equal(StatusCode.Internal, error.StatusCode);
         Assert.Contains("could not connect", error.Status.Detail, StringComparison.Ordinal);
         Assert.Empty(_manager.List());
@@ -153,7 +154,7 @@ public sealed class VolumeManagerTests : IAsyncLifetime
         await StageAsync("v1");
         await _manager.PublishAsync("v1", "/k/pods/a/mount", false, null, CancellationToken.None);
         await _manager.PublishAsync("v1", "/k/pods/a/mount", false, null, CancellationToken.None);
-        var error = await Assert.ThrowsAsync<RpcException>(() => _manager.PublishAsync("v1", "/k/pods/a/mount", true, null, CancellationToken.None));
+        var error = VolumeErrorMapping.ToRpc(await Assert.ThrowsAsync<VolumeException>(() => _manager.PublishAsync("v1", "/k/pods/a/mount", true, null, CancellationToken.None)));
         Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
         // One bind of the target (the staging path itself is a bind of s3fs's private mount).
         Assert.Single(_mounter.Log, l => l.StartsWith("bind", StringComparison.Ordinal) && l.EndsWith("/k/pods/a/mount rw", StringComparison.Ordinal));
