@@ -1104,16 +1104,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private static string PodSuffix(PodRef? pod) =>
         pod is null || pod.Name.Length == 0 ? string.Empty : $" for pod {pod.Namespace}/{pod.Name}";
 
-    public static string StateName(VolumeState state) => state switch
-    {
-        VolumeState.Mounting => "Mounting",
-        VolumeState.Ready => "Ready",
-        VolumeState.Stale => "Stale",
-        VolumeState.Recovering => "Recovering",
-        VolumeState.Failed => "Failed",
-        VolumeState.Unmounting => "Unmounting",
-        _ => "Unknown",
-    };
+    public static string StateName(VolumeState state) => Observability.VolumeStates.Name(state);
 
     private static string Message(Exception e) => e is RpcException rpc ? rpc.Status.Detail : e.Message;
 
