@@ -33,13 +33,6 @@ var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.ClearProviders();
 builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
 builder.Services.AddSupervisor(builder.Configuration);
-var options = builder.Configuration.GetSection(SupervisorOptions.Section).Get<SupervisorOptions>() ?? new SupervisorOptions();
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownGrace + TimeSpan.FromSeconds(10));
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.ListenOnSupervisorSocket(options);
-    k.ListenForMetrics(options);
-});
 
 var app = builder.Build();
 // A malformed protobuf message is INVALID_ARGUMENT: grpc-dotnet decodes before any interceptor runs
@@ -59,12 +52,19 @@ catch (OptionsValidationException e)
     Console.Error.WriteLine($"s3supervisor: invalid configuration: {string.Join(" ", e.Failures)}");
     return 2;
 }
+catch (AggregateException e) when (e.InnerExceptions.All(i => i is OptionsValidationException))
+{
+    // More than one section is invalid: the host validated them all, list every problem.
+    Console.Error.WriteLine($"s3supervisor: invalid configuration: {string.Join(" ", e.InnerExceptions.Cast<OptionsValidationException>().SelectMany(i => i.Failures))}");
+    return 2;
+}
 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
 {
     Console.Error.WriteLine($"s3supervisor: cannot start: {e.Message}");
     return 1;
 }
-SupervisorHosting.SecureSocket(app.Services.GetRequiredService<IOptions<SupervisorOptions>>().Value);
+var options = app.Services.GetRequiredService<IOptions<SupervisorOptions>>().Value;
+SupervisorHosting.SecureSocket(options);
 app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPath);
 await app.WaitForShutdownAsync();
 return 0;

@@ -6,7 +6,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
-using S3Supervisor.Plugin.Hosting;
 
 namespace S3Supervisor.Plugin.Csi;
 

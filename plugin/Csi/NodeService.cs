@@ -3,7 +3,6 @@ using Grpc.Core;
 using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
-using S3Supervisor.Plugin.Hosting;
 using NodeCapability = Csi.V1.NodeServiceCapability.Types.RPC.Types.Type;
 
 namespace S3Supervisor.Plugin.Csi;

@@ -34,6 +34,7 @@ public static class PluginHostingExtensions
             })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<CsiOptions>, CsiOptionsValidator>();
+        services.AddOptions<S3ClientOptions>().Bind(configuration.GetSection(S3ClientOptions.Section));
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, CsiKestrelSetup>();
         services.AddSingleton(TimeProvider.System);
 

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
-using S3Supervisor.Plugin.Hosting;
 
 namespace S3Supervisor.Plugin.Storage;
 
@@ -25,7 +24,7 @@ public enum DeleteOutcome
 /// Controller logic: buckets and prefixes for CSI volumes, idempotent by name. Stateless: everything
 /// it needs to know again lives in S3 (markers) or in the volume id.
 /// </summary>
-public sealed partial class VolumeProvisioner(IObjectStoreFactory stores, IOptions<CsiOptions> options, ILogger<VolumeProvisioner> logger)
+public sealed partial class VolumeProvisioner(IObjectStoreFactory stores, IOptions<S3ClientOptions> options, ILogger<VolumeProvisioner> logger)
 {
     /// <summary>The directory object s3fs expects for a prefix volume's root.</summary>
     public const string DirectoryContentType = "application/x-directory";

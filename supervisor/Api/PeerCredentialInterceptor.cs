@@ -2,20 +2,19 @@ using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
-using S3Supervisor.Supervisor.Hosting;
 
 namespace S3Supervisor.Supervisor.Api;
 
 /// <summary>
 /// Admits a call only when the peer's uid (SO_PEERCRED, read once per connection by the Kestrel
-/// connection middleware in <see cref="SupervisorHosting"/>) is on the allow-list.
+/// connection middleware that Hosting puts on the socket) is on the allow-list.
 /// </summary>
 public sealed class PeerCredentialInterceptor : Interceptor
 {
     public const string PeerKey = "s3supervisor.peer";
     private readonly HashSet<uint> _allowed;
 
-    public PeerCredentialInterceptor(IOptions<SupervisorOptions> options)
+    public PeerCredentialInterceptor(IOptions<ApiAccessOptions> options)
     {
         _allowed = [.. options.Value.AllowedUids];
     }

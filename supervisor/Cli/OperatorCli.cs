@@ -3,6 +3,7 @@ using Grpc.Core;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
 using S3Supervisor.Supervisor.Mounts;
+using S3Supervisor.Supervisor.Observability;
 
 namespace S3Supervisor.Supervisor.Cli;
 
@@ -64,7 +65,7 @@ public static class OperatorCli
                     return 0;
                 case "remount" when rest.Count == 2:
                     var healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = rest[1] }, deadline: DateTime.UtcNow.AddMinutes(2));
-                    Console.WriteLine($"{healed.VolumeId}: {VolumeManager.StateName(healed.State)} (s3fs pid {healed.Pid}, restarts {healed.RestartCount})");
+                    Console.WriteLine($"{healed.VolumeId}: {VolumeStates.Name(healed.State)} (s3fs pid {healed.Pid}, restarts {healed.RestartCount})");
                     return 0;
                 case "watch":
                     using (var call = client.WatchVolumes(new WatchVolumesRequest { VolumeId = rest.Count > 1 ? rest[1] : string.Empty, IncludeCurrent = true }))
@@ -73,7 +74,7 @@ public static class OperatorCli
                         {
                             Console.WriteLine(json
                                 ? Google.Protobuf.JsonFormatter.Default.Format(e)
-                                : $"{e.Time.ToDateTimeOffset().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {e.VolumeId} {VolumeManager.StateName(e.State)} {e.Reason}: {e.Message}");
+                                : $"{e.Time.ToDateTimeOffset().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {e.VolumeId} {VolumeStates.Name(e.State)} {e.Reason}: {e.Message}");
                         }
                     }
                     return 0;
@@ -95,7 +96,7 @@ public static class OperatorCli
         foreach (var v in volumes)
         {
             var source = S3Location.Of(v.Source);
-            Console.WriteLine($"{v.VolumeId,-40} {VolumeManager.StateName(v.State),-11} {v.Pid,7} {v.RestartCount,8} {v.Targets.Count,7}  {source}{(v.LastError.Length > 0 ? "  last error: " + v.LastError : string.Empty)}");
+            Console.WriteLine($"{v.VolumeId,-40} {VolumeStates.Name(v.State),-11} {v.Pid,7} {v.RestartCount,8} {v.Targets.Count,7}  {source}{(v.LastError.Length > 0 ? "  last error: " + v.LastError : string.Empty)}");
         }
     }
 }

@@ -33,7 +33,7 @@ public static class SupervisorHosting
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory);
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval);
         });
         services.AddSupervisorRecovery(configuration);
         services.AddSingleton<IS3AccessCheck>(sp => new HttpS3AccessCheck(sp.GetRequiredService<TimeProvider>()));
@@ -43,14 +43,10 @@ public static class SupervisorHosting
         // After the lifecycle service (secrets tmpfs ready): restore what this node served before.
         services.AddSingleton<RebuildService>();
         services.AddHostedService(sp => sp.GetRequiredService<RebuildService>());
-        services.AddSingleton<PeerCredentialInterceptor>();
-        services.AddGrpc(o =>
-        {
-            o.Interceptors.Add<PeerCredentialInterceptor>();
-            o.Interceptors.Add<UnhandledErrorInterceptor>();
-            o.EnableDetailedErrors = false;
-        });
-        services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddSupervisorApi(configuration);
+        // The socket, the metrics listener and the shutdown grace come from the validated options, not a second copy.
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, SupervisorKestrelSetup>();
+        services.AddSingleton<IConfigureOptions<HostOptions>, SupervisorShutdownSetup>();
         return services;
     }
 
@@ -66,6 +62,10 @@ public static class SupervisorHosting
     /// <summary>The rebuild after a restart, container repair and pod Events (section "Kubernetes").</summary>
     public static IServiceCollection AddSupervisorRecovery(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<RebuildOptions>()
+            .Bind(configuration.GetSection(RebuildOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RebuildOptions>, RebuildOptionsValidator>();
         services.AddOptions<KubernetesOptions>()
             .Bind(configuration.GetSection(KubernetesOptions.Section))
             .ValidateOnStart();
@@ -142,6 +142,33 @@ public static class SupervisorHosting
         if (options.SocketGroup is { } group)
         {
             Libc.ChangeGroup(options.SocketPath, group);
+        }
+    }
+}
+
+/// <summary>Kestrel on the supervisor socket (and the metrics address), from the validated options.</summary>
+internal sealed class SupervisorKestrelSetup(IOptions<SupervisorOptions> options) : IConfigureOptions<KestrelServerOptions>
+{
+    public void Configure(KestrelServerOptions kestrel)
+    {
+        kestrel.ListenOnSupervisorSocket(options.Value);
+        kestrel.ListenForMetrics(options.Value);
+    }
+}
+
+/// <summary>The host waits for every s3fs's flush grace on shutdown, and a little more.</summary>
+internal sealed class SupervisorShutdownSetup(IOptions<SupervisorOptions> options) : IConfigureOptions<HostOptions>
+{
+    public void Configure(HostOptions host)
+    {
+        // The host reads its options when it is built, before start-up validation lists every problem
+        // of every section: an invalid section keeps the default here and stops start-up a moment later.
+        try
+        {
+            host.ShutdownTimeout = options.Value.ShutdownGrace + TimeSpan.FromSeconds(10);
+        }
+        catch (OptionsValidationException)
+        {
         }
     }
 }

@@ -2,7 +2,11 @@ using Microsoft.Extensions.Options;
 
 namespace S3Supervisor.Supervisor.Hosting;
 
-/// <summary>Configuration section "Supervisor" (env: Supervisor__SocketPath, Supervisor__AllowedRoots__0, ...).</summary>
+/// <summary>
+/// Configuration section "Supervisor" (env: Supervisor__SocketPath, Supervisor__AllowedRoots__0, ...).
+/// The same section also feeds the features' own options: <c>Api.ApiAccessOptions</c> (AllowedUids)
+/// and <c>Recovery.RebuildOptions</c> (RestoreParallelism).
+/// </summary>
 public sealed class SupervisorOptions
 {
     public const string Section = "Supervisor";
@@ -12,9 +16,6 @@ public sealed class SupervisorOptions
 
     /// <summary>Group that owns the socket (so an unprivileged plugin can connect). Empty keeps root's group.</summary>
     public int? SocketGroup { get; set; }
-
-    /// <summary>Peers (by SO_PEERCRED uid) that may call the API.</summary>
-    public List<uint> AllowedUids { get; set; } = [];
 
     /// <summary>Every staging and target path must resolve under one of these.</summary>
     public List<string> AllowedRoots { get; set; } = [];
@@ -62,9 +63,6 @@ public sealed class SupervisorOptions
 
     /// <summary>"ip:port" for Prometheus metrics (GET /metrics, HTTP/1.1), e.g. 127.0.0.1:9810. Empty: no metrics listener.</summary>
     public string MetricsAddress { get; set; } = string.Empty;
-
-    /// <summary>Upper bound of concurrent volume restores during a rebuild.</summary>
-    public int RestoreParallelism { get; set; } = 8;
 }
 
 internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOptions>
@@ -109,10 +107,6 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
         if (options.MetricsAddress.Length > 0 && (!System.Net.IPEndPoint.TryParse(options.MetricsAddress, out var metrics) || metrics.Port == 0))
         {
             failures.Add($"Supervisor:MetricsAddress '{options.MetricsAddress}' must be ip:port, e.g. 127.0.0.1:9810.");
-        }
-        if (options.RestoreParallelism is < 1 or > 256)
-        {
-            failures.Add("Supervisor:RestoreParallelism must be between 1 and 256.");
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
-using S3Supervisor.Supervisor.Hosting;
 using S3Supervisor.Supervisor.Interop;
 
 namespace S3Supervisor.Supervisor.Mounts;
@@ -231,18 +229,18 @@ internal sealed class HealthCheckLoop : BackgroundService
 {
     private readonly VolumeManager _volumes;
     private readonly TimeProvider _time;
-    private readonly SupervisorOptions _options;
+    private readonly TimeSpan _interval;
 
-    public HealthCheckLoop(VolumeManager volumes, TimeProvider time, IOptions<SupervisorOptions> options)
+    public HealthCheckLoop(VolumeManager volumes, TimeProvider time, VolumeManagerSettings settings)
     {
         _volumes = volumes;
         _time = time;
-        _options = options.Value;
+        _interval = settings.HealthCheckInterval ?? TimeSpan.FromSeconds(10);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(_options.HealthCheckInterval, _time);
+        using var timer = new PeriodicTimer(_interval, _time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             await _volumes.CheckHealthAsync(stoppingToken).ConfigureAwait(false);

@@ -12,7 +12,8 @@ public sealed record VolumeManagerSettings(
     TimeSpan HealthCheckTimeout,
     string CacheDirectory,
     string MountDirectory = "/run/s3supervisor/mounts",
-    string StateDirectory = "/var/lib/s3supervisor");
+    string StateDirectory = "/var/lib/s3supervisor",
+    TimeSpan? HealthCheckInterval = null);
 
 /// <summary>
 /// Owns every volume on the node: one s3fs child per volume at its staging path, and bind mounts

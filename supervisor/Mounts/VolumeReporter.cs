@@ -50,16 +50,7 @@ internal sealed partial class VolumeReporter(VolumeEventHub events, IRecoveryObs
     public Task StrayFilesAsync(Volume snapshot, string message) =>
         NotifyAsync(snapshot.VolumeId, () => observer.OnStrayFilesAsync(snapshot, message, shutdown));
 
-    public static string StateName(VolumeState state) => state switch
-    {
-        VolumeState.Mounting => "Mounting",
-        VolumeState.Ready => "Ready",
-        VolumeState.Stale => "Stale",
-        VolumeState.Recovering => "Recovering",
-        VolumeState.Failed => "Failed",
-        VolumeState.Unmounting => "Unmounting",
-        _ => "Unknown",
-    };
+    public static string StateName(VolumeState state) => Observability.VolumeStates.Name(state);
 
     private async Task NotifyAsync(string volumeId, Func<Task> notify)
     {

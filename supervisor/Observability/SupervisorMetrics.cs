@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using S3Supervisor.Api.V1;
-using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Observability;
 
@@ -80,7 +79,7 @@ public sealed class SupervisorMetrics
         Line($"# TYPE s3supervisor_volumes gauge");
         foreach (var state in new[] { VolumeState.Mounting, VolumeState.Ready, VolumeState.Stale, VolumeState.Recovering, VolumeState.Failed, VolumeState.Unmounting })
         {
-            Line($"s3supervisor_volumes{{state=\"{VolumeManager.StateName(state)}\"}} {volumes.Count(v => v.State == state)}");
+            Line($"s3supervisor_volumes{{state=\"{VolumeStates.Name(state)}\"}} {volumes.Count(v => v.State == state)}");
         }
         Line($"# HELP s3supervisor_publish_targets Bind mounts of staged volumes on pod target paths.");
         Line($"# TYPE s3supervisor_publish_targets gauge");

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using k8s;
 using Microsoft.Extensions.Options;
 using S3Supervisor.Api.V1;
-using S3Supervisor.Supervisor.Hosting;
 using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Recovery;
@@ -25,7 +24,7 @@ public sealed partial class RebuildService : BackgroundService
     private readonly PathGuard _paths;
     private readonly IPodEventRecorder _events;
     private readonly KubernetesOptions _k8s;
-    private readonly SupervisorOptions _options;
+    private readonly RebuildOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<RebuildService> _logger;
     private readonly Observability.SupervisorMetrics _metrics;
@@ -38,7 +37,7 @@ public sealed partial class RebuildService : BackgroundService
         PathGuard paths,
         IPodEventRecorder events,
         IOptions<KubernetesOptions> k8s,
-        IOptions<SupervisorOptions> options,
+        IOptions<RebuildOptions> options,
         TimeProvider time,
         ILogger<RebuildService> logger,
         Observability.SupervisorMetrics metrics)
@@ -356,65 +355,4 @@ public sealed partial class RebuildService : BackgroundService
 
     [LoggerMessage(EventId = 1509, Level = LogLevel.Error, Message = "Rebuild: cannot build the Kubernetes API client ({Error}); retry in {Seconds} s for {Count} volume(s)")]
     private partial void LogClientFailed(string error, double seconds, int count);
-}
-
-/// <summary>
-/// The API server client, or null when none is configured (a bare node, or tests without one).
-/// Built on first use: loading a kubeconfig and KubernetesClient's types costs about a second under
-/// the JIT, which must not delay the socket (and so the plugin's Probe) at start. A failed build is
-/// not remembered (unlike <see cref="Lazy{T}"/>, which caches the exception): the next use tries
-/// again, so a kubeconfig fixed on disk or a transient read error never leaves the node without a client.
-/// </summary>
-public sealed class KubernetesAccess
-{
-    private readonly Func<IKubernetes?> _factory;
-    private readonly Lock _gate = new();
-    private bool _built;
-    private IKubernetes? _client;
-
-    public KubernetesAccess(IKubernetes? client)
-    {
-        _factory = () => client;
-    }
-
-    private KubernetesAccess(Func<IKubernetes?> factory)
-    {
-        _factory = factory;
-    }
-
-    /// <summary>The client; throws what building it threw (a bad kubeconfig, an unreadable token) and tries again on the next call.</summary>
-    public IKubernetes? Client
-    {
-        get
-        {
-            lock (_gate)
-            {
-                if (!_built)
-                {
-                    _client = _factory();
-                    _built = true;
-                }
-                return _client;
-            }
-        }
-    }
-
-    public static KubernetesAccess Create(KubernetesOptions options) => new(() =>
-    {
-        KubernetesClientConfiguration? config = null;
-        if (options.Kubeconfig.Length > 0)
-        {
-            config = KubernetesClientConfiguration.BuildConfigFromConfigFile(options.Kubeconfig);
-        }
-        else if (KubernetesClientConfiguration.IsInCluster())
-        {
-            config = KubernetesClientConfiguration.InClusterConfig();
-        }
-        if (config is null)
-        {
-            return null;
-        }
-        config.HttpClientTimeout = options.RequestTimeout;
-        return new Kubernetes(config);
-    });
 }

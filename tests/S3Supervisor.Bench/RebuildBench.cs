@@ -102,21 +102,16 @@ internal static partial class RebuildBench
         var containers = new List<StandInContainer>();
         SupervisorProcess? first = null;
         SupervisorProcess? second = null;
-        TestApiServer? api = null;
+        TestCluster? cluster = null;
         Result result;
         try
         {
-            api = await TestApiServer.StartAsync(0, ct);
-            api.UpsertAll(scenario.Objects);
-            api.Upsert(podRw);
-            api.Upsert(podRo);
-            var settings = new Dictionary<string, string>
-            {
-                ["Kubernetes__Kubeconfig"] = api.WriteKubeconfig(scratch.Combine("kubeconfig")),
-                ["Kubernetes__NodeName"] = NodeName,
-                ["Kubernetes__KubeletRoot"] = layout.KubeletRoot,
-                ["Kubernetes__DriverName"] = NodeSimulator.DriverName,
-            };
+            cluster = await TestCluster.StartAsync(scratch.Combine("kubeconfig"), ct);
+            cluster.Api.UpsertAll(scenario.Objects);
+            cluster.Api.Upsert(podRw);
+            cluster.Api.Upsert(podRo);
+            var settings = cluster.SupervisorSettings(NodeName, layout.KubeletRoot);
+            settings["Kubernetes__DriverName"] = NodeSimulator.DriverName;
             if (options.Parallelism is { } parallelism)
             {
                 settings["Supervisor__RestoreParallelism"] = parallelism.ToString(CultureInfo.InvariantCulture);
@@ -192,9 +187,9 @@ internal static partial class RebuildBench
                 await Cleanup.StepAsync("the first supervisor", async () => await first.DisposeAsync());
             }
             await Cleanup.StepAsync("mounts under the supervisor layout", () => SupervisorProcess.CleanUp(layout));
-            if (api is not null)
+            if (cluster is not null)
             {
-                await Cleanup.StepAsync("the test API server", async () => await api.DisposeAsync());
+                await Cleanup.StepAsync("the test API server", async () => await cluster.DisposeAsync());
             }
         }
 

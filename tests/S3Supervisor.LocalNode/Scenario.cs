@@ -22,10 +22,10 @@ internal sealed class Scenario : IAsyncDisposable
     private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-local-node-").FullName);
     private readonly List<StandInContainer> _containers = [];
     private RgwServer? _s3;
+    private TestCluster? _cluster;
     private TestApiServer? _api;
     private SupervisorProcess? _supervisor;
     private PluginProcess? _plugin;
-    private string _kubeconfig = string.Empty;
     private Dictionary<string, string> _supervisorSettings = [];
 
     private string CsiSocket => Path.Combine(_layout.KubeletRoot, "plugins", NodeSimulator.DriverName, "csi.sock");
@@ -47,19 +47,14 @@ internal sealed class Scenario : IAsyncDisposable
         Check("RGW answers S3", true, $"{_s3.Endpoint} in {_s3.StartupTime.TotalSeconds:0.0} s, bucket {Bucket} created");
 
         Step("2. Start the test Kubernetes API server (stands in for the cluster's; seeded in step 5)");
-        _api = await TestApiServer.StartAsync();
-        _kubeconfig = _api.WriteKubeconfig(Path.Combine(_layout.Root, "kubeconfig"));
+        _cluster = await TestCluster.StartAsync(Path.Combine(_layout.Root, "kubeconfig"));
+        _api = _cluster.Api;
         Check("test API server listens", true, _api.BaseUri.ToString());
 
         Step("3. Start the supervisor and the CSI plugin");
         var node = new NodeSimulator(_layout.KubeletRoot);
-        _supervisorSettings = new Dictionary<string, string>
-        {
-            ["Kubernetes__Kubeconfig"] = _kubeconfig,
-            ["Kubernetes__NodeName"] = node.NodeName,
-            ["Kubernetes__KubeletRoot"] = _layout.KubeletRoot,
-            ["Supervisor__HealthCheckInterval"] = "00:00:02",
-        };
+        _supervisorSettings = _cluster.SupervisorSettings(node.NodeName, _layout.KubeletRoot);
+        _supervisorSettings["Supervisor__HealthCheckInterval"] = "00:00:02";
         _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings);
         _plugin = await PluginProcess.StartAsync(CsiSocket, _layout.SocketPath, node.NodeName);
         var probe = await _plugin.Identity.ProbeAsync(new ProbeRequest());
@@ -316,9 +311,9 @@ internal sealed class Scenario : IAsyncDisposable
         {
             await _supervisor.DisposeAsync();
         }
-        if (_api is not null)
+        if (_cluster is not null)
         {
-            await _api.DisposeAsync();
+            await _cluster.DisposeAsync();
         }
         SupervisorProcess.CleanUp(_layout);
         if (_s3 is not null)

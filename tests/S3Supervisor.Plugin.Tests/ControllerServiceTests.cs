@@ -19,7 +19,7 @@ public sealed class ControllerServiceTests
 
     public ControllerServiceTests()
     {
-        _controller = new ControllerService(new VolumeProvisioner(_s3, TestData.Options(), NullLogger<VolumeProvisioner>.Instance), new VolumeLocks());
+        _controller = new ControllerService(new VolumeProvisioner(_s3, Microsoft.Extensions.Options.Options.Create(new S3ClientOptions()), NullLogger<VolumeProvisioner>.Instance), new VolumeLocks());
     }
 
     [Fact]

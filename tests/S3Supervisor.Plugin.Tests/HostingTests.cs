@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using S3Supervisor.Plugin.Csi;
 using S3Supervisor.Plugin.Hosting;
 
 namespace S3Supervisor.Plugin.Tests;

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using S3Supervisor.Common;
+using S3Supervisor.Plugin.Csi;
 using S3Supervisor.Plugin.Hosting;
 using S3Supervisor.Plugin.Tests.Fakes;
 

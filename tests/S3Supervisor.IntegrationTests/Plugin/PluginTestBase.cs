@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using Csi.V1;
-using Grpc.Core;
 using S3Supervisor.Common;
 using S3Supervisor.TestKit;
 using S3Supervisor.TestKit.Supervisor;
@@ -14,65 +12,38 @@ namespace S3Supervisor.IntegrationTests.Plugin;
 /// and the external-provisioner make them; the supervisor is only asked directly for what a test
 /// checks (s3fs pid, restart count).
 /// </summary>
-public abstract class PluginTestBase : IAsyncLifetime
+public abstract class PluginTestBase : NodeTestBase
 {
     public const string NodeName = "node-a";
-    private readonly List<SupervisorProcess> _supervisors = [];
     private readonly List<PluginProcess> _plugins = [];
 
     protected PluginTestBase(RgwFixture rgw)
+        : base(rgw, "pl")
     {
-        Rgw = rgw;
     }
-
-    protected RgwFixture Rgw { get; }
-
-    protected RgwServer S3 => Rgw.Server!;
-
-    protected SupervisorLayout Layout { get; } = new(Directory.CreateTempSubdirectory("s3sv-pl-").FullName);
 
     /// <summary>kubelet's csi.sock for the plugin (each new instance listens on the same path).</summary>
     protected string PluginSocket => Path.Combine(Layout.Root, "csi", "csi.sock");
-
-    protected SupervisorProcess Supervisor => _supervisors[^1];
 
     /// <summary>The plugin instance started last.</summary>
     protected PluginProcess Plugin => _plugins[^1];
 
     protected int PluginStarts => _plugins.Count;
 
-    /// <summary>A bucket of this test, created in <see cref="InitializeAsync"/>.</summary>
-    protected string Bucket { get; } = "pl-" + Guid.NewGuid().ToString("N")[..16];
-
-    /// <summary>Extra supervisor settings (environment), read at every supervisor start.</summary>
-    protected virtual IDictionary<string, string>? SupervisorSettings => null;
-
-    public virtual async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        Rgw.SkipIfUnavailable();
-        await S3.CreateBucketAsync(Bucket);
+        await base.InitializeAsync();
         await StartSupervisorAsync();
         await StartPluginAsync();
     }
 
-    public virtual async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         foreach (var plugin in _plugins)
         {
             await plugin.DisposeAsync();
         }
-        foreach (var supervisor in _supervisors)
-        {
-            await supervisor.DisposeAsync();
-        }
-        SupervisorProcess.CleanUp(Layout);
-    }
-
-    protected async Task<SupervisorProcess> StartSupervisorAsync()
-    {
-        var supervisor = await SupervisorProcess.StartAsync(Layout, SupervisorSettings);
-        _supervisors.Add(supervisor);
-        return supervisor;
+        await base.DisposeAsync();
     }
 
     protected async Task<PluginProcess> StartPluginAsync()
@@ -164,24 +135,4 @@ public abstract class PluginTestBase : IAsyncLifetime
 
     protected async Task<Sv.Volume> SupervisorVolumeAsync(string volumeId) =>
         await Supervisor.Client.GetVolumeAsync(new Sv.GetVolumeRequest { VolumeId = volumeId });
-
-    protected static IReadOnlyList<string> MountsUnder(string root) =>
-        File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(p => p.StartsWith(root, StringComparison.Ordinal)).ToArray();
-
-    /// <summary>Retries an action until it stops throwing (a re-made mount takes a moment to show in a fresh lookup).</summary>
-    protected static async Task<T> EventuallyAsync<T>(Func<Task<T>> action, TimeSpan? timeout = null)
-    {
-        var stopwatch = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                return await action();
-            }
-            catch (Exception e) when (e is IOException or RpcException or ContainerExecException && stopwatch.Elapsed < (timeout ?? TimeSpan.FromSeconds(15)))
-            {
-                await Task.Delay(100);
-            }
-        }
-    }
 }

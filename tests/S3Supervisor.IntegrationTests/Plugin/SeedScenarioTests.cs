@@ -26,9 +26,9 @@ public sealed class SeedScenarioTests : PluginTestBase
     private readonly ITestOutputHelper _output;
     private readonly List<StandInContainer> _containers = [];
     private readonly NodeSimulator _node;
+    private TestCluster? _cluster;
     private TestApiServer? _api;
     private TestScenario _scenario = null!;
-    private string _kubeconfig = string.Empty;
 
     public SeedScenarioTests(RgwFixture rgw, ITestOutputHelper output)
         : base(rgw)
@@ -37,20 +37,13 @@ public sealed class SeedScenarioTests : PluginTestBase
         _node = new NodeSimulator(Layout.KubeletRoot, NodeName);
     }
 
-    protected override IDictionary<string, string>? SupervisorSettings => new Dictionary<string, string>
-    {
-        ["Kubernetes__Kubeconfig"] = _kubeconfig,
-        ["Kubernetes__NodeName"] = NodeName,
-        ["Kubernetes__KubeletRoot"] = Layout.KubeletRoot,
-        ["Kubernetes__RetryInitial"] = "00:00:00.500",
-        ["Kubernetes__RetryMax"] = "00:00:02",
-    };
+    protected override IDictionary<string, string>? SupervisorSettings => _cluster!.SupervisorSettings(NodeName, Layout.KubeletRoot, fastRetry: true);
 
     public override async Task InitializeAsync()
     {
         Rgw.SkipIfUnavailable();
-        _api = await TestApiServer.StartAsync();
-        _kubeconfig = _api.WriteKubeconfig(Path.Combine(Layout.Root, "kubeconfig"));
+        _cluster = await TestCluster.StartAsync(Path.Combine(Layout.Root, "kubeconfig"));
+        _api = _cluster.Api;
         _scenario = TestObjects.Scenario(NodeName, VolumeCount, podsPerVolume: 1, S3.Endpoint, Bucket, S3.Region, Namespace, S3.AccessKey, S3.SecretKey);
         _api.UpsertAll(_scenario.Objects);
         await base.InitializeAsync();
@@ -63,9 +56,9 @@ public sealed class SeedScenarioTests : PluginTestBase
             await container.DisposeAsync();
         }
         await base.DisposeAsync();
-        if (_api is not null)
+        if (_cluster is not null)
         {
-            await _api.DisposeAsync();
+            await _cluster.DisposeAsync();
         }
     }
 

@@ -26,7 +26,7 @@ public sealed class RebuildTests : IAsyncLifetime
     private NodeSimulator _node = null!;
     private TestScenario _scenario = null!;
     private List<V1Pod> _pods = [];
-    private string _kubeconfig = string.Empty;
+    private TestCluster? _cluster;
 
     public RebuildTests(RgwFixture rgw)
     {
@@ -39,8 +39,8 @@ public sealed class RebuildTests : IAsyncLifetime
     {
         _rgw.SkipIfUnavailable();
         await S3.CreateBucketAsync(_bucket);
-        _api = await TestApiServer.StartAsync();
-        _kubeconfig = _api.WriteKubeconfig(Path.Combine(_layout.Root, "kubeconfig"));
+        _cluster = await TestCluster.StartAsync(Path.Combine(_layout.Root, "kubeconfig"));
+        _api = _cluster.Api;
         _node = new NodeSimulator(_layout.KubeletRoot);
         _scenario = TestObjects.Scenario(_node.NodeName, VolumeCount, podsPerVolume: 0, S3.Endpoint, _bucket, S3.Region, Namespace, S3.AccessKey, S3.SecretKey);
         // Two pods use every volume; pod B mounts volume 0 read-only (PVC readOnly) and volume 1 through a subPath.
@@ -67,9 +67,9 @@ public sealed class RebuildTests : IAsyncLifetime
         {
             await supervisor.DisposeAsync();
         }
-        if (_api is not null)
+        if (_cluster is not null)
         {
-            await _api.DisposeAsync();
+            await _cluster.DisposeAsync();
         }
         SupervisorProcess.CleanUp(_layout);
     }
@@ -428,15 +428,9 @@ public sealed class RebuildTests : IAsyncLifetime
 
     private async Task<SupervisorProcess> StartSupervisorAsync(bool repair = true, string? kubeconfig = null)
     {
-        var supervisor = await SupervisorProcess.StartAsync(_layout, new Dictionary<string, string>
-        {
-            ["Kubernetes__Kubeconfig"] = kubeconfig ?? _kubeconfig,
-            ["Kubernetes__NodeName"] = _node.NodeName,
-            ["Kubernetes__KubeletRoot"] = _layout.KubeletRoot,
-            ["Kubernetes__RetryInitial"] = "00:00:00.500",
-            ["Kubernetes__RetryMax"] = "00:00:02",
-            ["Supervisor__RepairContainers"] = repair ? "true" : "false",
-        });
+        var settings = _cluster!.SupervisorSettings(_node.NodeName, _layout.KubeletRoot, fastRetry: true, kubeconfig);
+        settings["Supervisor__RepairContainers"] = repair ? "true" : "false";
+        var supervisor = await SupervisorProcess.StartAsync(_layout, settings);
         _supervisors.Add(supervisor);
         return supervisor;
     }

@@ -1,51 +1,20 @@
-using System.Diagnostics;
 using S3Supervisor.Api.V1;
 using S3Supervisor.TestKit;
-using S3Supervisor.TestKit.Supervisor;
 
 namespace S3Supervisor.IntegrationTests.Supervisor;
 
-/// <summary>A fresh supervisor per test on a throwaway kubelet root, against the collection's RGW.</summary>
-public abstract class SupervisorTestBase : IAsyncLifetime
+/// <summary>A fresh supervisor per test on a throwaway kubelet root, against the collection's RGW; the supervisor API called directly.</summary>
+public abstract class SupervisorTestBase : NodeTestBase
 {
-    private readonly List<SupervisorProcess> _supervisors = [];
-
     protected SupervisorTestBase(RgwFixture rgw)
+        : base(rgw, "it")
     {
-        Rgw = rgw;
     }
 
-    protected RgwFixture Rgw { get; }
-
-    protected RgwServer S3 => Rgw.Server!;
-
-    protected SupervisorLayout Layout { get; } = new(Directory.CreateTempSubdirectory("s3sv-it-").FullName);
-
-    protected SupervisorProcess Supervisor => _supervisors[^1];
-
-    protected string Bucket { get; } = "it-" + Guid.NewGuid().ToString("N")[..16];
-
-    public virtual async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        Rgw.SkipIfUnavailable();
-        await S3.CreateBucketAsync(Bucket);
+        await base.InitializeAsync();
         await StartSupervisorAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var supervisor in _supervisors)
-        {
-            await supervisor.DisposeAsync();
-        }
-        SupervisorProcess.CleanUp(Layout);
-    }
-
-    protected async Task<SupervisorProcess> StartSupervisorAsync(IDictionary<string, string>? settings = null)
-    {
-        var supervisor = await SupervisorProcess.StartAsync(Layout, settings);
-        _supervisors.Add(supervisor);
-        return supervisor;
     }
 
     protected VolumeSource Source(string? prefix = null, string? bucket = null) => new()
@@ -86,24 +55,5 @@ public abstract class SupervisorTestBase : IAsyncLifetime
             Pod = new PodRef { Uid = podUid, Name = "pod-" + podUid, Namespace = "default" },
         });
         return target;
-    }
-
-    protected static IReadOnlyList<string> MountsUnder(string root) => MountTable.Under(root).Select(m => m.MountPoint).ToArray();
-
-    /// <summary>Retries a file operation for a short while (a re-made bind takes a moment to show in a fresh lookup).</summary>
-    protected static async Task<T> EventuallyAsync<T>(Func<T> action, TimeSpan timeout)
-    {
-        var stopwatch = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                return action();
-            }
-            catch (IOException) when (stopwatch.Elapsed < timeout)
-            {
-                await Task.Delay(50);
-            }
-        }
     }
 }

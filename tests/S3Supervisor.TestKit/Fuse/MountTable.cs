@@ -12,7 +12,12 @@ public sealed record MountEntry(int Id, int ParentId, int Major, int Minor, stri
     public bool IsReadOnly => Options.Split(',').Contains("ro");
 }
 
-/// <summary>Reads mount tables: the test process's own, or another mount namespace's through /proc/PID/mountinfo.</summary>
+/// <summary>
+/// Reads mount tables: the test process's own, or another mount namespace's through /proc/PID/mountinfo.
+/// This parses mountinfo again, on purpose, instead of using the supervisor's own reader
+/// (supervisor/Mounts/MountInfo.cs): it is the tests' oracle, and a bug in the code under test must not
+/// be able to hide in the code that checks it.
+/// </summary>
 public static class MountTable
 {
     public static IReadOnlyList<MountEntry> Read(int? pid = null)

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace S3Supervisor.Plugin.Hosting;
+namespace S3Supervisor.Plugin.Csi;
 
 /// <summary>Every problem with the configuration, each naming the setting, so that one failed start shows them all.</summary>
 public sealed class CsiOptionsValidator : IValidateOptions<CsiOptions>

@@ -1,8 +1,9 @@
-namespace S3Supervisor.Plugin.Hosting;
+namespace S3Supervisor.Plugin.Csi;
 
 /// <summary>
 /// The plugin's configuration, section "Csi" (environment: Csi__Endpoint, Csi__NodeId, ...).
-/// Validated by <see cref="CsiOptionsValidator"/> before anything listens.
+/// Validated by <see cref="CsiOptionsValidator"/> before anything listens. The S3 client's settings in
+/// the same section are <c>Storage.S3ClientOptions</c>.
 /// </summary>
 public sealed class CsiOptions
 {
@@ -28,12 +29,6 @@ public sealed class CsiOptions
 
     /// <summary>How long Probe waits for the supervisor before it reports not-ready.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(2);
-
-    /// <summary>Controller: send path-style S3 requests (bucket in the path). MinIO, Ceph RGW and OBS want it; AWS accepts it.</summary>
-    public bool S3ForcePathStyle { get; set; } = true;
-
-    /// <summary>Controller: skip TLS certificate checks towards S3 (self-signed on-premise endpoints).</summary>
-    public bool S3InsecureSkipTlsVerify { get; set; }
 
     public bool ServesNode => PluginModes.ServesNode(Mode);
 
