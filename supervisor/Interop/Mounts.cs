@@ -51,25 +51,6 @@ internal static unsafe partial class Libc
     private const uint OPEN_TREE_CLOEXEC = 0x80000; // == O_CLOEXEC
     private const uint MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 
-    /// <summary>Bind-mounts <paramref name="source"/> on <paramref name="target"/>, then remounts it read-only if asked (a bind ignores MS_RDONLY on the first call).</summary>
-    public static void BindMount(string source, string target, bool readOnly)
-    {
-        Mount(source, target, null, MS_BIND);
-        if (readOnly)
-        {
-            try
-            {
-                Mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV);
-            }
-            catch
-            {
-                // Never leave a writable bind behind where a read-only one was asked for.
-                Unmount(target, detach: true);
-                throw;
-            }
-        }
-    }
-
     public static void Mount(string? source, string target, string? fsType, ulong flags, string? data = null)
     {
         var src = source is null ? null : Utf8(source);
