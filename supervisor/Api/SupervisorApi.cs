@@ -11,6 +11,7 @@ public static class SupervisorApi
         {
             o.Interceptors.Add<PeerCredentialInterceptor>();
             o.Interceptors.Add<UnhandledErrorInterceptor>();
+            o.Interceptors.Add<AdoptionGateInterceptor>();
             o.EnableDetailedErrors = false;
         });
         services.AddGrpcHealthChecks().AddCheck("supervisor", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());

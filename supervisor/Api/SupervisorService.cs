@@ -11,10 +11,13 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
     private readonly VolumeManager _volumes;
     private readonly PathGuard _paths;
 
-    public SupervisorService(VolumeManager volumes, PathGuard paths)
+    private readonly IHostApplicationLifetime _lifetime;
+
+    public SupervisorService(VolumeManager volumes, PathGuard paths, IHostApplicationLifetime lifetime)
     {
         _volumes = volumes;
         _paths = paths;
+        _lifetime = lifetime;
     }
 
     public override async Task<StageVolumeResponse> StageVolume(StageVolumeRequest request, ServerCallContext context)
@@ -60,7 +63,15 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         Task.FromResult(new ListVolumesResponse { Volumes = { _volumes.List() } });
 
     public override Task<Volume> RemountVolume(RemountVolumeRequest request, ServerCallContext context) =>
-        _volumes.RemountAsync(Validate.VolumeId(request.VolumeId), context.CancellationToken);
+        _volumes.RemountAsync(Validate.VolumeId(request.VolumeId), context.CancellationToken, request.WaitForContainerRepair);
+
+    /// <summary>Stops every child gracefully, answers, then stops this process (the journal keeps every volume for the next start).</summary>
+    public override async Task<DrainResponse> Drain(DrainRequest request, ServerCallContext context)
+    {
+        var stopped = await _volumes.DrainAsync();
+        _lifetime.StopApplication();
+        return new DrainResponse { Stopped = stopped };
+    }
 
     public override async Task WatchVolumes(WatchVolumesRequest request, IServerStreamWriter<VolumeEvent> responseStream, ServerCallContext context)
     {

@@ -8,12 +8,13 @@ using S3Supervisor.Supervisor.Observability;
 namespace S3Supervisor.Supervisor.Cli;
 
 /// <summary>
-/// The operator's view of a node: `s3supervisor list|get ID|watch [ID]|remount ID [--socket PATH] [--json]`.
+/// The operator's view of a node: `s3supervisor list|get ID|watch [ID]|remount ID|remount --all --rolling|drain [--socket PATH] [--json]`.
 /// Talks to the supervisor's socket like the plugin does (the caller's uid must be allowed).
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly string[] Verbs = ["list", "get", "watch", "remount", "help", "--help"];
+    private const string Usage = "usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID|remount --all --rolling|drain [--socket PATH] [--json]";
+    private static readonly string[] Verbs = ["list", "get", "watch", "remount", "drain", "help", "--help"];
 
     public static bool IsVerb(string arg) => Verbs.Contains(arg);
 
@@ -39,7 +40,7 @@ public static class OperatorCli
         }
         if (rest[0] is "help" or "--help")
         {
-            Console.WriteLine("usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID [--socket PATH] [--json]");
+            Console.WriteLine(Usage);
             return 0;
         }
         using var channel = UnixSocketChannel.Create(socket);
@@ -63,7 +64,13 @@ public static class OperatorCli
                     var volume = await client.GetVolumeAsync(new GetVolumeRequest { VolumeId = rest[1] }, deadline: DateTime.UtcNow.AddSeconds(10));
                     Console.WriteLine(new Google.Protobuf.JsonFormatter(Google.Protobuf.JsonFormatter.Settings.Default.WithIndentation()).Format(volume));
                     return 0;
-                case "remount" when rest.Count == 2:
+                case "remount" when rest.Count == 3 && rest.Contains("--all") && rest.Contains("--rolling"):
+                    return await RollingRemountAsync(client);
+                case "drain" when rest.Count == 1:
+                    var drained = await client.DrainAsync(new DrainRequest(), deadline: DateTime.UtcNow.AddMinutes(10));
+                    Console.WriteLine($"drained: {drained.Stopped} s3fs stopped; the supervisor exits, and the next one rebuilds every volume");
+                    return 0;
+                case "remount" when rest.Count == 2 && rest[1] != "--all":
                     var healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = rest[1] }, deadline: DateTime.UtcNow.AddMinutes(2));
                     Console.WriteLine($"{healed.VolumeId}: {VolumeStates.Name(healed.State)} (s3fs pid {healed.Pid}, restarts {healed.RestartCount})");
                     return 0;
@@ -79,7 +86,7 @@ public static class OperatorCli
                     }
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID [--socket PATH] [--json]");
+                    Console.Error.WriteLine(Usage);
                     return 2;
             }
         }
@@ -88,6 +95,26 @@ public static class OperatorCli
             Console.Error.WriteLine($"s3supervisor: {e.StatusCode}: {e.Status.Detail}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// One volume at a time, each remount followed by the repair of the containers that use it, so a new
+    /// s3fs binary (an upgraded image) reaches every volume while at most one is briefly remounting.
+    /// Stops at the first failure and says which volume it was.
+    /// </summary>
+    private static async Task<int> RollingRemountAsync(S3Supervisor.Api.V1.Supervisor.SupervisorClient client)
+    {
+        var volumes = (await client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(10))).Volumes;
+        var done = 0;
+        foreach (var volume in volumes)
+        {
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = volume.VolumeId, WaitForContainerRepair = true }, deadline: DateTime.UtcNow.AddMinutes(5));
+            done++;
+            Console.WriteLine($"[{done}/{volumes.Count}] {healed.VolumeId}: {VolumeStates.Name(healed.State)} (s3fs pid {volume.Pid} -> {healed.Pid}) in {started.ElapsedMilliseconds} ms");
+        }
+        Console.WriteLine($"remounted {done} volume(s), one at a time");
+        return 0;
     }
 
     private static void PrintTable(IEnumerable<Volume> volumes)

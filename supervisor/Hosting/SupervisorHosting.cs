@@ -28,12 +28,12 @@ public static class SupervisorHosting
         services.AddSingleton<IS3fsLauncher>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new S3fsLauncher(o.S3fsPath, o.ChildOomScoreAdj, sp.GetRequiredService<ILogger<S3fsLauncher>>());
+            return new S3fsLauncher(o.S3fsPath, o.ChildOomScoreAdj, sp.GetRequiredService<ILogger<S3fsLauncher>>(), logMaxBytes: o.ChildLogMaxBytes);
         });
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval);
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval, StopChildrenOnShutdown: o.StopChildrenOnShutdown);
         });
         services.AddSupervisorRecovery(configuration);
         services.AddSingleton<IS3AccessCheck>(sp => new HttpS3AccessCheck(sp.GetRequiredService<TimeProvider>()));

@@ -6,9 +6,10 @@ namespace S3Supervisor.Supervisor.Hosting;
 
 /// <summary>
 /// Start: prepares the private secrets directory (a tmpfs of its own when the configured directory
-/// is not on one) and the state directory. Stop: every s3fs gets SIGTERM to flush buffered writes,
-/// within the grace period; the journal is kept, so the next start knows what this node served; then
-/// the tmpfs mounted at start (if any) is unmounted, so that nothing of this process outlives it.
+/// is not on one) and the state directory, then adopts every s3fs a predecessor left running, before
+/// the rebuild and before the socket serves. Stop (SIGTERM: a restart or an upgrade): the children
+/// keep running and keep every mount; the journal records them for the next supervisor. Only a
+/// drain (the Drain call, or StopChildrenOnShutdown) stops them, and then the tmpfs goes too.
 /// </summary>
 internal sealed partial class SupervisorLifecycle : IHostedService
 {
@@ -26,9 +27,11 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         _mounter = mounter;
         _options = options.Value;
         _logger = logger;
+        // Constructed before the host listens; StartAsync (which adopts) runs after.
+        _volumes.ExpectAdoption();
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.StateDirectory);
         _credentials.EnsureDirectory();
@@ -39,17 +42,31 @@ internal sealed partial class SupervisorLifecycle : IHostedService
             _mountedTmpfs = true;
             LogTmpfsMounted(_options.SecretsDirectory);
         }
-        // A crashed predecessor's passwd files: nothing uses them (its children died with it).
-        _credentials.RemoveAll();
-        ClearPrivateMounts();
-        return Task.CompletedTask;
+        else
+        {
+            // A predecessor's tmpfs (it left its children running): ours to unmount after a drain.
+            _mountedTmpfs = _options.RequireTmpfsSecrets && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" } own && own.MountPoint == _options.SecretsDirectory;
+        }
+        var adopted = (await _volumes.AdoptAsync(cancellationToken).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
+        // The rest of a predecessor's passwd files and private mounts: nothing uses them (their children are gone).
+        _credentials.RemoveAllExcept(adopted);
+        ClearPrivateMounts(adopted.Select(CredentialStore.FileName).ToHashSet(StringComparer.Ordinal));
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        LogStopping(_volumes.List().Count, _options.ShutdownGrace.TotalSeconds);
+        if (!_options.StopChildrenOnShutdown && !_volumes.Draining)
+        {
+            LogLeavingChildren(_volumes.List().Count);
+            await _volumes.ShutdownAsync().ConfigureAwait(false);
+            return;
+        }
+        if (!_volumes.Draining)
+        {
+            await _volumes.DrainAsync().ConfigureAwait(false);
+        }
         await _volumes.ShutdownAsync().ConfigureAwait(false);
-        // After the children: they no longer need their passwd files (and ShutdownAsync removed them).
+        // After the children: they no longer need their passwd files (the drain removed them).
         // Only our own tmpfs (one layer: whatever it was mounted over stays), and only while it is still the top mount there.
         if (_mountedTmpfs && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" })
         {
@@ -73,14 +90,15 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     /// s3fs mounts first in the private mount directory; a predecessor that died left those mounts
     /// dead there (its children died with it). Nothing but our s3fs ever mounts there: clear them.
     /// </summary>
-    private void ClearPrivateMounts()
+    private void ClearPrivateMounts(HashSet<string> adopted)
     {
         var root = Libc.RealPath(_options.MountDirectory).TrimEnd('/') + "/";
-        foreach (var mount in _mounter.ReadMounts().Where(m => m.MountPoint.StartsWith(root, StringComparison.Ordinal)).Reverse())
+        bool Adopted(string path) => adopted.Contains(path[root.Length..].Split('/')[0]);
+        foreach (var mount in _mounter.ReadMounts().Where(m => m.MountPoint.StartsWith(root, StringComparison.Ordinal) && !Adopted(m.MountPoint)).Reverse())
         {
             _mounter.UnmountAllLayers(mount.MountPoint);
         }
-        foreach (var directory in Directory.EnumerateDirectories(root))
+        foreach (var directory in Directory.EnumerateDirectories(root).Where(d => !Adopted(d + "/")))
         {
             try
             {
@@ -116,6 +134,6 @@ internal sealed partial class SupervisorLifecycle : IHostedService
     [LoggerMessage(EventId = 1202, Level = LogLevel.Information, Message = "Unmounted the private tmpfs on the secrets directory {Path}")]
     private partial void LogTmpfsUnmounted(string path);
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Stopping: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal is kept")]
-    private partial void LogStopping(int count, double seconds);
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Stopping: {Count} s3fs children keep running and keep their mounts; the journal records them for the next supervisor to adopt")]
+    private partial void LogLeavingChildren(int count);
 }

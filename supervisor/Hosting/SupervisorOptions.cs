@@ -63,6 +63,15 @@ public sealed class SupervisorOptions
 
     /// <summary>"ip:port" for Prometheus metrics (GET /metrics, HTTP/1.1), e.g. 127.0.0.1:9810. Empty: no metrics listener.</summary>
     public string MetricsAddress { get; set; } = string.Empty;
+
+    /// <summary>
+    /// false (the default): SIGTERM leaves every s3fs running with its mounts, for the next supervisor
+    /// to adopt (a restart or an upgrade costs nothing). true: SIGTERM drains, as `s3supervisor drain` does.
+    /// </summary>
+    public bool StopChildrenOnShutdown { get; set; }
+
+    /// <summary>Each s3fs's log file (StateDirectory/logs) is cut back to its newest quarter beyond this size.</summary>
+    public long ChildLogMaxBytes { get; set; } = 1 << 20;
 }
 
 internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOptions>
@@ -103,6 +112,10 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
         if (options.ChildOomScoreAdj is < -1000 or > 1000)
         {
             failures.Add("Supervisor:ChildOomScoreAdj must be between -1000 and 1000.");
+        }
+        if (options.ChildLogMaxBytes < 4096)
+        {
+            failures.Add("Supervisor:ChildLogMaxBytes must be at least 4096.");
         }
         if (options.MetricsAddress.Length > 0 && (!System.Net.IPEndPoint.TryParse(options.MetricsAddress, out var metrics) || metrics.Port == 0))
         {

@@ -60,13 +60,17 @@ public sealed class CredentialStore
     }
 
     /// <summary>Removes every credential directory (at start: whatever a crashed predecessor left).</summary>
-    public void RemoveAll()
+    public void RemoveAll() => RemoveAllExcept(new HashSet<string>());
+
+    /// <summary>Removes every volume's passwd file but those of <paramref name="keep"/> (volume ids).</summary>
+    public void RemoveAllExcept(IReadOnlySet<string> keep)
     {
         if (!System.IO.Directory.Exists(Directory))
         {
             return;
         }
-        foreach (var entry in System.IO.Directory.EnumerateDirectories(Directory))
+        var kept = keep.Select(FileName).ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in System.IO.Directory.EnumerateDirectories(Directory).Where(e => !kept.Contains(Path.GetFileName(e))))
         {
             System.IO.Directory.Delete(entry, recursive: true);
         }

@@ -3,6 +3,9 @@ using S3Supervisor.Api.V1;
 
 namespace S3Supervisor.Supervisor.Mounts;
 
+/// <summary>One journal record: the volume, and the s3fs serving it with the connection it mounted (none after a drain).</summary>
+public sealed record JournalEntry(Volume Volume, ChildRecord? Child = null, string Device = "");
+
 /// <summary>
 /// The non-secret record of every volume this node serves: id, staging path, source and publish
 /// targets. Rewritten whole on each change with write, fsync, rename and a directory fsync, so a
@@ -27,20 +30,25 @@ public sealed class Journal
 
     public string FilePath => Path.Combine(Directory, "journal.json");
 
-    public IReadOnlyList<Volume> Load()
+    public IReadOnlyList<Volume> Load() => LoadEntries().Select(e => e.Volume).ToArray();
+
+    /// <summary>The records with the children that served them, for adoption after a restart.</summary>
+    public IReadOnlyList<JournalEntry> LoadEntries()
     {
         if (!File.Exists(FilePath))
         {
             return [];
         }
-        return Parse(File.ReadAllText(FilePath));
+        return ParseEntries(File.ReadAllText(FilePath));
     }
 
     /// <summary>
     /// The records in a journal's text: a <see cref="JournalFile"/>, or a file written before the
     /// journal had a message of its own (a <see cref="ListVolumesResponse"/>), read as it was.
     /// </summary>
-    internal static IReadOnlyList<Volume> Parse(string text)
+    internal static IReadOnlyList<Volume> Parse(string text) => ParseEntries(text).Select(e => e.Volume).ToArray();
+
+    internal static IReadOnlyList<JournalEntry> ParseEntries(string text)
     {
         if (text.Length == 0)
         {
@@ -49,11 +57,11 @@ public sealed class Journal
         var file = Parser.Parse<JournalFile>(text);
         if (file.Version == 0)
         {
-            return Parser.Parse<ListVolumesResponse>(text).Volumes;
+            return Parser.Parse<ListVolumesResponse>(text).Volumes.Select(v => new JournalEntry(v)).ToArray();
         }
         // A newer format (a rolled-back image reading its successor's file) is read for what this
         // one knows: its volumes must still be restored.
-        return file.Volumes.Select(ToVolume).ToArray();
+        return file.Volumes.Select(ToEntry).ToArray();
     }
 
     /// <summary>
@@ -86,7 +94,11 @@ public sealed class Journal
     /// and writes it under one lock, so that a later snapshot is never overwritten by an earlier one
     /// when several changes save at once.
     /// </summary>
-    public async Task SaveAsync(Func<IEnumerable<Volume>> snapshot, CancellationToken cancellationToken = default)
+    public Task SaveAsync(Func<IEnumerable<Volume>> snapshot, CancellationToken cancellationToken = default) =>
+        SaveEntriesAsync(() => snapshot().Select(v => new JournalEntry(v)), cancellationToken);
+
+    /// <inheritdoc cref="SaveAsync(Func{IEnumerable{Volume}}, CancellationToken)"/>
+    public async Task SaveEntriesAsync(Func<IEnumerable<JournalEntry>> snapshot, CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -99,25 +111,40 @@ public sealed class Journal
         }
     }
 
-    private Volume[] WithPending(IEnumerable<Volume> known)
+    private JournalEntry[] WithPending(IEnumerable<JournalEntry> known)
     {
         var held = known.ToArray();
         lock (_pendingRecords)
         {
-            return held.Concat(_pendingRecords.Values.Where(p => held.All(k => k.VolumeId != p.VolumeId))).ToArray();
+            return held.Concat(_pendingRecords.Values.Where(p => held.All(k => k.Volume.VolumeId != p.VolumeId)).Select(p => new JournalEntry(p))).ToArray();
         }
     }
 
-    internal static string Format(IEnumerable<Volume> volumes)
+    internal static string Format(IEnumerable<Volume> volumes) => Format(volumes.Select(v => new JournalEntry(v)));
+
+    internal static string Format(IEnumerable<JournalEntry> entries)
     {
         var content = new JournalFile { Version = CurrentVersion };
-        content.Volumes.AddRange(volumes.Select(FromVolume));
+        content.Volumes.AddRange(entries.Select(FromEntry));
         return Formatter.Format(content);
     }
 
-    private static JournalVolume FromVolume(Volume volume)
+    private static JournalVolume FromEntry(JournalEntry entry)
     {
-        var record = new JournalVolume { VolumeId = volume.VolumeId, StagingPath = volume.StagingPath, Source = volume.Source };
+        var volume = entry.Volume;
+        var record = new JournalVolume { VolumeId = volume.VolumeId, StagingPath = volume.StagingPath, Source = volume.Source, Device = entry.Device };
+        if (entry.Child is { } child)
+        {
+            record.Child = new JournalChild
+            {
+                Pid = child.Pid,
+                StartTime = child.StartTime,
+                BootId = child.BootId,
+                Cgroup = child.Cgroup,
+                LogPath = child.LogPath,
+            };
+            record.Child.Argv.AddRange(child.Argv);
+        }
         record.Targets.AddRange(volume.Targets.Select(t => new JournalTarget
         {
             TargetPath = t.TargetPath,
@@ -127,6 +154,12 @@ public sealed class Journal
             PodNamespace = t.Pod?.Namespace ?? string.Empty,
         }));
         return record;
+    }
+
+    private static JournalEntry ToEntry(JournalVolume record)
+    {
+        var child = record.Child is { Pid: > 0 } c ? new ChildRecord(c.Pid, c.StartTime, c.BootId, c.Argv.ToArray(), c.Cgroup, c.LogPath) : null;
+        return new JournalEntry(ToVolume(record), child, record.Device);
     }
 
     private static Volume ToVolume(JournalVolume record)

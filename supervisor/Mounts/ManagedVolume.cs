@@ -31,6 +31,9 @@ internal sealed class ManagedVolume
 
     public int RestartCount { get; set; }
 
+    /// <summary>The cgroup's OOM-kill count when the child started: a higher count at its exit means the kernel killed it for its memory limit.</summary>
+    public long OomKillsSeen { get; set; }
+
     public string LastError { get; set; } = string.Empty;
 
     /// <summary>"major:minor" of the live FUSE connection.</summary>
@@ -38,6 +41,9 @@ internal sealed class ManagedVolume
 
     /// <summary>Publish targets by canonical path.</summary>
     public Dictionary<string, PublishTarget> Targets { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Adopted after a restart without its passwd file (the secrets tmpfs did not survive): the rebuild fetches the credentials again.</summary>
+    public bool CredentialsMissing { get; set; }
 
     /// <summary>True once the volume is fully staged (a failed first stage never becomes known).</summary>
     public bool Staged { get; set; }
@@ -67,6 +73,8 @@ internal sealed class ManagedVolume
             LastError = LastError,
             StateSince = Timestamp.FromDateTimeOffset(StateSince),
             Device = Device,
+            Cgroup = Child?.Record.Cgroup ?? string.Empty,
+            Adopted = Child?.Adopted ?? false,
         };
         lock (Targets)
         {

@@ -37,7 +37,7 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
             Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         var arguments = S3fsArguments.Build(volume.Source, mountPoint, passwd, cache);
-        var child = launcher.Start(arguments);
+        var child = launcher.Start(new S3fsLaunch(arguments, LogPath(volume), CgroupName(volume), MemoryLimit(volume)));
         volume.Child = child;
         LogChildStarted(volume.VolumeId, child.Pid, volume.StagingPath);
         var deadline = time.GetTimestamp();
@@ -68,6 +68,8 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
                         ownership.MoveStrayFilesAside(volume);
                         MountOwnership.MountOrExplain("staging_path", () => mounter.Bind(mountPoint, volume.StagingPath, readOnly: false, mount.Device));
                         volume.Device = mount.Device;
+                        // Read once the mount answers: s3fs has parsed its options (and rewritten its argv) by now.
+                        volume.OomKillsSeen = launcher.OomKills(child.Record.Cgroup);
                         break;
                     }
                 }
@@ -90,6 +92,8 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
             throw;
         }
     }
+
+    public TimeSpan Grace => settings.ShutdownGrace;
 
     /// <summary>SIGTERM (so buffered writes reach S3), then SIGKILL after the shutdown grace.</summary>
     public Task StopAsync(ManagedVolume volume) => StopAsync(volume, settings.ShutdownGrace);
@@ -152,6 +156,30 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         }
         return text;
     }
+
+    /// <summary>Whether the kernel OOM-killed a process of this volume's cgroup since it started (its memory limit).</summary>
+    public bool OomKilled(ManagedVolume volume)
+    {
+        var cgroup = volume.Child?.Record.Cgroup ?? string.Empty;
+        var kills = launcher.OomKills(cgroup);
+        var seen = volume.OomKillsSeen;
+        volume.OomKillsSeen = kills;
+        return kills > seen;
+    }
+
+    public string MemoryLimitText(ManagedVolume volume) =>
+        MemoryLimit(volume) is { } bytes ? $"{bytes / (1024 * 1024)} MiB" : "no limit set";
+
+    /// <summary>The volume's own limit (volume context memoryLimit) or the node-wide ChildMemoryMax.</summary>
+    public long? MemoryLimit(ManagedVolume volume) => settings.ChildMemoryMaxBytes;
+
+    /// <summary>The volume is gone for good: its cgroup and log file go too.</summary>
+    public void Release(ManagedVolume volume) => launcher.Release(CgroupName(volume), LogPath(volume));
+
+    /// <summary>The per-volume log file s3fs appends to: under the state directory (a hostPath), so it outlives a supervisor restart.</summary>
+    public string LogPath(ManagedVolume volume) => Path.Combine(settings.StateDirectory, "logs", CredentialStore.FileName(volume.VolumeId) + ".log");
+
+    private static string CgroupName(ManagedVolume volume) => CredentialStore.FileName(volume.VolumeId);
 
     /// <summary>Where this volume's s3fs mounts: the supervisor's private directory, never a path a caller chose.</summary>
     private string PrivateMountPath(ManagedVolume volume) => Path.Combine(settings.MountDirectory, CredentialStore.FileName(volume.VolumeId));

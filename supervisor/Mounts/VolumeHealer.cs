@@ -18,6 +18,7 @@ internal sealed partial class VolumeHealer(
     TimeProvider time,
     VolumeManagerSettings settings,
     ILogger logger,
+    Func<Task> saveJournal,
     CancellationToken shutdown)
 {
     private readonly ILogger _logger = logger;
@@ -29,10 +30,17 @@ internal sealed partial class VolumeHealer(
         WatchChild(volume, volume.Child!);
     }
 
+    /// <summary>Heals the volume when <paramref name="child"/> (started here or adopted) exits unasked.</summary>
+    public void Watch(ManagedVolume volume, IS3fsProcess child) => WatchChild(volume, child);
+
     /// <summary>Health check of every volume: a Ready volume whose mount is gone or answers ENOTCONN is healed.</summary>
     public async Task CheckHealthAsync(CancellationToken cancellationToken)
     {
         var volumes = table.Where(v => v.Staged && v.State == VolumeState.Ready && !v.Stopping && !v.HealPending);
+        foreach (var volume in volumes)
+        {
+            volume.Child?.BoundLog();
+        }
         if (volumes.Length == 0)
         {
             return;
@@ -77,9 +85,9 @@ internal sealed partial class VolumeHealer(
     }
 
     /// <summary>One heal now (an operator's remount); on failure the background loop takes over and the caller learns why.</summary>
-    public async Task HealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken)
+    public async Task HealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken, bool waitForContainerRepair = false)
     {
-        if (!await TryHealAsync(volume, reason, message, cancellationToken).ConfigureAwait(false))
+        if (!await TryHealAsync(volume, reason, message, cancellationToken, waitForRepair: waitForContainerRepair).ConfigureAwait(false))
         {
             ScheduleHeal(volume, "RetryAfterFailure", volume.LastError);
             throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", $"{volume.VolumeId} could not be remounted: {volume.LastError}");
@@ -131,8 +139,15 @@ internal sealed partial class VolumeHealer(
                     return;
                 }
                 var code = exit.Result;
+                var how = code < 0 ? "exited (it was adopted after a supervisor restart, so its exit status went to its new parent)"
+                    : code > 128 ? $"was killed by signal {code - 128}" : $"exited with code {code}";
+                if (code is 137 or -1 && starter.OomKilled(volume))
+                {
+                    how = $"was killed by the kernel for exceeding its memory limit ({starter.MemoryLimitText(volume)})";
+                    reporter.Emit(volume, "ChildOomKilled", $"s3fs pid {child.Pid} {how}");
+                }
                 LogChildExited(volume.VolumeId, child.Pid, code, starter.Redact(child.StderrTail, volume));
-                ScheduleHeal(volume, "ChildExited", $"s3fs pid {child.Pid} exited with code {code}");
+                ScheduleHeal(volume, "ChildExited", $"s3fs pid {child.Pid} {how}");
             },
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
@@ -175,16 +190,27 @@ internal sealed partial class VolumeHealer(
     /// <summary>One heal attempt: lazily unmount the stale staging mount and binds, start s3fs, re-bind every target.</summary>
     /// <param name="observedDevice">The connection that looked dead when the heal was scheduled; when the volume
     /// has been remounted since (an operator remount, a restore), the heal is moot.</param>
-    private async Task<bool> TryHealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken, string? observedDevice = null)
+    private async Task<bool> TryHealAsync(ManagedVolume volume, string reason, string message, CancellationToken cancellationToken, string? observedDevice = null, bool waitForRepair = false)
+    {
+        var (healed, repaired) = await TryHealLockedAsync(volume, reason, message, observedDevice, cancellationToken).ConfigureAwait(false);
+        // Outside the volume's lock: the repair of containers takes no lock of ours.
+        if (waitForRepair && repaired is not null)
+        {
+            await repaired.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        return healed;
+    }
+
+    private async Task<(bool Healed, Task? Repaired)> TryHealLockedAsync(ManagedVolume volume, string reason, string message, string? observedDevice, CancellationToken cancellationToken)
     {
         await using var held = await VolumeTable.LockAsync(volume, wait: true, cancellationToken).ConfigureAwait(false);
         if (volume.Stopping || !volume.Staged)
         {
-            return true;
+            return (true, null);
         }
         if (observedDevice is not null && volume.State == VolumeState.Ready && volume.Device.Length > 0 && volume.Device != observedDevice)
         {
-            return true;
+            return (true, null);
         }
         var deadDevice = volume.Device;
         var started = time.GetTimestamp();
@@ -206,19 +232,30 @@ internal sealed partial class VolumeHealer(
             metrics.Recovery(success: false, time.GetElapsedTime(started));
             reporter.SetState(volume, VolumeState.Failed, "RecoveryFailed", volume.LastError);
             _ = reporter.RecoveryFailedAsync(volume.Snapshot(), volume.LastError);
-            return false;
+            return (false, null);
         }
         volume.Failures = 0;
         volume.RestartCount++;
+        try
+        {
+            // The new child's pid and start time, so that a supervisor restart adopts it.
+            await saveJournal().ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            LogJournalFailed(volume.VolumeId, e.Message);
+        }
         var elapsed = time.GetElapsedTime(started);
         metrics.Recovery(success: true, elapsed);
         reporter.SetState(volume, VolumeState.Ready, "Recovered", $"s3fs pid {volume.Child?.Pid} serves {volume.StagingPath} and {volume.Targets.Count} target(s) again after {elapsed.TotalMilliseconds:0} ms");
-        _ = reporter.RecoveredAsync(volume.Snapshot(), deadDevice);
-        return true;
+        return (true, reporter.RecoveredAsync(volume.Snapshot(), deadDevice));
     }
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Volume {VolumeId}: s3fs pid {Pid} exited with code {ExitCode}; stderr: {StderrTail}")]
     private partial void LogChildExited(string volumeId, int pid, int exitCode, string stderrTail);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Volume {VolumeId}: healed, but the journal could not be written: {Reason}")]
+    private partial void LogJournalFailed(string volumeId, string reason);
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Volume {VolumeId}: heal attempt {Attempt} waits {Seconds} s (backoff)")]
     private partial void LogBackoff(string volumeId, int attempt, double seconds);

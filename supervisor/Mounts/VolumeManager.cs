@@ -13,7 +13,9 @@ public sealed record VolumeManagerSettings(
     string CacheDirectory,
     string MountDirectory = "/run/s3supervisor/mounts",
     string StateDirectory = "/var/lib/s3supervisor",
-    TimeSpan? HealthCheckInterval = null);
+    TimeSpan? HealthCheckInterval = null,
+    long? ChildMemoryMaxBytes = null,
+    bool StopChildrenOnShutdown = false);
 
 /// <summary>
 /// Owns every volume on the node: one s3fs child per volume at its staging path, and bind mounts
@@ -33,6 +35,10 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly MountOwnership _ownership;
     private readonly S3fsStarter _starter;
     private readonly VolumeHealer _healer;
+    private readonly ChildAdoption _adoption;
+    private readonly IS3fsLauncher _launcher;
+    private volatile bool _draining;
+    private TaskCompletionSource _adoptionSettled = Settled();
     private readonly ILogger<VolumeManager> _logger;
     private readonly Observability.SupervisorMetrics _metrics;
     private readonly CancellationTokenSource _shutdown = new();
@@ -62,19 +68,27 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _reporter = new VolumeReporter(events, observer, time, logger, _shutdown.Token);
         _ownership = new MountOwnership(_table, mounter, _reporter, time, settings, logger);
         _starter = new S3fsStarter(launcher, mounter, credentials, _ownership, time, settings, logger);
-        _healer = new VolumeHealer(_table, mounter, _starter, _reporter, _metrics, time, settings, logger, _shutdown.Token);
+        _healer = new VolumeHealer(_table, mounter, _starter, _reporter, _metrics, time, settings, logger, SaveJournalAsync, _shutdown.Token);
+        _adoption = new ChildAdoption(_table, mounter, launcher, _starter, _healer, _reporter, credentials, time, settings, logger);
+        _launcher = launcher;
     }
 
     public VolumeEventHub Events => _reporter.Events;
 
     public IReadOnlyList<Volume> List() => _table.Staged();
 
-    public Volume Get(string volumeId) =>
-        _table.Find(volumeId)?.Snapshot() ?? throw NotFound(volumeId);
+    public Volume Get(string volumeId)
+    {
+        var volume = _table.Find(volumeId) ?? throw NotFound(volumeId);
+        var snapshot = volume.Snapshot();
+        snapshot.LogTail = volume.Child is { } child ? _starter.Redact(child.StderrTail, volume) : string.Empty;
+        return snapshot;
+    }
 
     /// <summary>Starts s3fs at the staging path and returns once the mount answers.</summary>
     public async Task<Volume> StageAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, CancellationToken cancellationToken)
     {
+        RefuseWhileDraining();
         var (volume, created, held) = await _table.AcquireAsync(volumeId, wait: false, cancellationToken).ConfigureAwait(false);
         await using var lease = held;
         if (volume.Staged)
@@ -261,6 +275,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         await _starter.StopAsync(volume).ConfigureAwait(false);
         _starter.UnmountStaging(volume);
         _starter.RemovePrivateMountDirectory(volume);
+        _starter.Release(volume);
         _credentials.Remove(volumeId);
         _table.Forget(volume);
         await SaveJournalAsync().ConfigureAwait(false);
@@ -269,14 +284,15 @@ public sealed partial class VolumeManager : IAsyncDisposable
     }
 
     /// <summary>Operator action: restart s3fs now and re-bind every target. Returns the healed volume.</summary>
-    public async Task<Volume> RemountAsync(string volumeId, CancellationToken cancellationToken)
+    public async Task<Volume> RemountAsync(string volumeId, CancellationToken cancellationToken, bool waitForContainerRepair = false)
     {
+        RefuseWhileDraining();
         var volume = _table.Find(volumeId) ?? throw NotFound(volumeId);
         if (!volume.Staged)
         {
             throw NotFound(volumeId);
         }
-        await _healer.HealAsync(volume, "OperatorRemount", "remount requested by an operator", cancellationToken).ConfigureAwait(false);
+        await _healer.HealAsync(volume, "OperatorRemount", "remount requested by an operator", cancellationToken, waitForContainerRepair).ConfigureAwait(false);
         return volume.Snapshot();
     }
 
@@ -291,8 +307,16 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _awaitingRestore.Settled(volumeId);
         if (!created && volume.Staged)
         {
+            if (volume.CredentialsMissing && credentials is not null)
+            {
+                // Adopted after a restart that lost the secrets tmpfs: the running s3fs needs nothing,
+                // but its next start (a heal) will.
+                _credentials.Write(volumeId, credentials);
+                volume.CredentialsMissing = false;
+            }
             return volume.Snapshot();
         }
+        RefuseWhileDraining();
         volume.StagingPath = stagingPath;
         volume.Source = source;
         lock (volume.Targets)
@@ -345,21 +369,100 @@ public sealed partial class VolumeManager : IAsyncDisposable
     /// <summary>Health check of every volume: a Ready volume whose mount is gone or answers ENOTCONN is healed.</summary>
     public Task CheckHealthAsync(CancellationToken cancellationToken) => _healer.CheckHealthAsync(cancellationToken);
 
-    /// <summary>Stops every child gracefully (SIGTERM, so buffered writes reach S3) within the grace period. The journal is kept.</summary>
+    /// <summary>
+    /// Adopts, before anything else runs, every s3fs a predecessor started that still serves its
+    /// volume (see <see cref="ChildAdoption"/>). Returns the adopted ids; the rebuild leaves them alone.
+    /// </summary>
+    public async Task<IReadOnlyCollection<string>> AdoptAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _adoption.AdoptAsync(_journal.LoadEntries(), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _adoptionSettled.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Called before the socket serves when adoption will run (the host starts listening before its
+    /// services start): until it has run, calls wait for it, so the first ListVolumes already shows
+    /// every adopted volume Ready and no call races a volume being taken over.
+    /// </summary>
+    public void ExpectAdoption() => _adoptionSettled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once adoption has run (at once when none is expected).</summary>
+    public Task AdoptionSettled => _adoptionSettled.Task;
+
+    /// <summary>Whether the rebuild has nothing to do for this volume: it is served, with its credentials at hand.</summary>
+    public bool IsServed(string volumeId) => _table.Find(volumeId) is { Staged: true, CredentialsMissing: false };
+
+    /// <summary>
+    /// The supervisor stops (SIGTERM: a restart or an upgrade): every s3fs keeps running and keeps its
+    /// mounts, so no application sees anything; the journal records them for the next supervisor to
+    /// adopt. Healing stops here. <see cref="DrainAsync"/> is the way to stop the children.
+    /// </summary>
     public async Task ShutdownAsync()
     {
+        if (_shutdown.IsCancellationRequested)
+        {
+            return;
+        }
         await _shutdown.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await SaveJournalAsync().ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            LogJournalAtShutdownFailed(e.Message);
+        }
+        foreach (var volume in _table.All())
+        {
+            // The process goes on; only our handle on it closes.
+            volume.Child?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Stops every child gracefully (SIGTERM, so buffered writes reach S3, SIGKILL after the grace) and
+    /// unmounts every staging mount; the targets keep their dead binds (never an empty directory on
+    /// the node's disk). The journal keeps every record without a child, so the next supervisor
+    /// rebuilds them all. New stages are refused from here on. Returns how many children were stopped.
+    /// </summary>
+    public async Task<int> DrainAsync()
+    {
+        _draining = true;
         var volumes = _table.All();
         foreach (var volume in volumes)
         {
             volume.Stopping = true;
+            await volume.Lifetime.CancelAsync().ConfigureAwait(false);
         }
-        await Task.WhenAll(volumes.Select(_starter.StopAsync)).ConfigureAwait(false);
-        // The children are gone: their credentials are of no use any more. The next start gets
-        // them again from the API server (the rebuild) or from kubelet's NodeStage.
-        foreach (var volume in volumes)
+        var running = volumes.Count(v => v.Child is { Exited.IsCompleted: false });
+        LogDraining(running, _starter.Grace.TotalSeconds);
+        await Task.WhenAll(volumes.Select(async volume =>
         {
+            await using var held = await VolumeTable.LockAsync(volume, wait: true, CancellationToken.None).ConfigureAwait(false);
+            _reporter.SetState(volume, VolumeState.Unmounting, "Draining", $"stopping s3fs pid {volume.Child?.Pid}");
+            await _starter.StopAsync(volume).ConfigureAwait(false);
+            _starter.UnmountStaging(volume);
+            _starter.RemovePrivateMountDirectory(volume);
+            _starter.Release(volume);
             _credentials.Remove(volume.VolumeId);
+        })).ConfigureAwait(false);
+        await SaveJournalAsync().ConfigureAwait(false);
+        return running;
+    }
+
+    public bool Draining => _draining;
+
+    private void RefuseWhileDraining()
+    {
+        if (_draining)
+        {
+            throw new VolumeException(VolumeErrorKind.Unavailable, "volume_id", "the supervisor is draining (every s3fs is being stopped); retry once it has restarted");
         }
     }
 
@@ -378,7 +481,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     public void ClearPendingRecord(string volumeId) => _journal.ClearPendingRecord(volumeId);
 
     /// <summary>Writes the journal now (the rebuild calls it after dropping records).</summary>
-    public Task SaveJournalAsync() => _journal.SaveAsync(List, CancellationToken.None);
+    public Task SaveJournalAsync() => _journal.SaveEntriesAsync(_table.JournalEntries, CancellationToken.None);
 
     /// <summary>Publishes an event about a volume the manager does not hold (the rebuild's reports).</summary>
     public void Report(string volumeId, VolumeState state, string reason, string message) => _reporter.Report(volumeId, state, reason, message);
@@ -396,6 +499,13 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     private VolumeException NotFound(string volumeId) => _awaitingRestore.NotFound(volumeId);
 
+    private static TaskCompletionSource Settled()
+    {
+        var settled = new TaskCompletionSource();
+        settled.SetResult();
+        return settled;
+    }
+
     private static string[] TargetPaths(ManagedVolume volume)
     {
         lock (volume.Targets)
@@ -409,6 +519,12 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     private static string PodSuffix(PodRef? pod) =>
         pod is null || pod.Name.Length == 0 ? string.Empty : $" for pod {pod.Namespace}/{pod.Name}";
+
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Stopping: the journal could not be written ({Reason}); the next supervisor rebuilds instead of adopting")]
+    private partial void LogJournalAtShutdownFailed(string reason);
+
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Information, Message = "Draining: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal keeps every volume for the next start")]
+    private partial void LogDraining(int count, double seconds);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Volume {VolumeId}: unstaged from {StagingPath}")]
     private partial void LogUnstaged(string volumeId, string stagingPath);

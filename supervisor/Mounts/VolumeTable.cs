@@ -21,6 +21,19 @@ internal sealed class VolumeTable(TimeProvider time)
         }
     }
 
+    /// <summary>The journal's records of the staged volumes: each with the s3fs serving it, if one runs.</summary>
+    public IReadOnlyList<JournalEntry> JournalEntries()
+    {
+        lock (_lock)
+        {
+            return _volumes.Values.Where(v => v.Staged).OrderBy(v => v.VolumeId, StringComparer.Ordinal)
+                .Select(v => v.Child is { Exited.IsCompleted: false } child
+                    ? new JournalEntry(v.Snapshot(), child.Record, v.Device)
+                    : new JournalEntry(v.Snapshot()))
+                .ToArray();
+        }
+    }
+
     public ManagedVolume[] All() => Where(_ => true);
 
     public ManagedVolume[] Where(Func<ManagedVolume, bool> predicate)

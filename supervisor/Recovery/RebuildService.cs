@@ -91,6 +91,15 @@ public sealed partial class RebuildService : BackgroundService
         handles.UnionWith(journal.Keys);
         handles.UnionWith(kubelet.Stagings.Select(s => s.VolumeHandle));
         handles.UnionWith(kubelet.Targets.Select(t => t.VolumeHandle));
+        // Adopted at start (their s3fs outlived the previous supervisor): nothing to restore. One
+        // adopted without its passwd file stays in, for its credentials.
+        var served = handles.Where(_volumes.IsServed).ToArray();
+        foreach (var id in served)
+        {
+            handles.Remove(id);
+            journal.Remove(id);
+            _volumes.RestoreSettled(id);
+        }
         if (handles.Count == 0)
         {
             LogNothingToRestore();

@@ -117,8 +117,24 @@ internal sealed class FakeLauncher : IS3fsLauncher
     /// <summary>How many upcoming starts fail (exit 1 at once with an error).</summary>
     public int FailNext { get; set; }
 
-    public IS3fsProcess Start(IReadOnlyList<string> arguments)
+    /// <summary>What each Adopt call answers, by pid (absent: not adoptable, "exited").</summary>
+    public Dictionary<int, FakeProcess> Adoptable { get; } = [];
+
+    public IS3fsProcess? Adopt(ChildRecord record, out string reason)
     {
+        reason = Adoptable.ContainsKey(record.Pid) ? string.Empty : "the process has exited";
+        return Adoptable.GetValueOrDefault(record.Pid);
+    }
+
+    public List<string> Released { get; } = [];
+
+    public void Release(string cgroupName, string logPath) => Released.Add(cgroupName);
+
+    public long OomKills(string cgroup) => 0;
+
+    public IS3fsProcess Start(S3fsLaunch launch)
+    {
+        var arguments = launch.Arguments;
         var process = new FakeProcess(_nextPid++, arguments);
         Started.Add(process);
         if (FailNext > 0)
@@ -147,6 +163,14 @@ internal sealed class FakeProcess : IS3fsProcess
     public int Pid { get; }
 
     public IReadOnlyList<string> Arguments { get; }
+
+    public ChildRecord Record => new(Pid, 1, "boot", ["s3fs", .. Arguments], string.Empty, string.Empty);
+
+    public bool Adopted => false;
+
+    public void BoundLog()
+    {
+    }
 
     public Task<int> Exited => _exited.Task;
 

@@ -222,6 +222,22 @@ public sealed class SupervisorProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGKILL to the supervisor alone (its children live on, as when they run outside its container's cgroup), and wait until it is gone.</summary>
+    public async Task KillSupervisorOnlyAsync()
+    {
+        ProcessTree.Signal(Pid, 9);
+        await _process.WaitForExitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The Drain call (every s3fs stopped gracefully), then the supervisor's own exit.</summary>
+    public async Task<int> DrainAsync(TimeSpan? timeout = null)
+    {
+        var response = await Client.DrainAsync(new DrainRequest(), deadline: DateTime.UtcNow.Add(timeout ?? TimeSpan.FromSeconds(60))).ConfigureAwait(false);
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        return response.Stopped;
+    }
+
     /// <summary>pids of the s3fs children right now.</summary>
     public IReadOnlyList<int> Children() => ProcessTree.Descendants(Pid).ToArray();
 
@@ -247,9 +263,14 @@ public sealed class SupervisorProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    /// <summary>Lazily unmounts everything under the layout's root (deepest first) and deletes it.</summary>
+    /// <summary>
+    /// Kills every process that names a path under the layout's root (the s3fs children: a supervisor
+    /// stopped with SIGTERM leaves them running, and an adopted one is no longer its descendant), then
+    /// lazily unmounts everything under the root (deepest first) and deletes it.
+    /// </summary>
     public static void CleanUp(SupervisorLayout layout)
     {
+        ProcessTree.KillNaming(layout.Root);
         MountCleaner.UnmountUnder(layout.Root);
         try
         {
@@ -302,6 +323,43 @@ public static class ProcessTree
     }
 
     public static void Signal(int pid, int signal) => ProcessInfo.Signal(pid, signal);
+
+    /// <summary>The processes whose command line names a path at or under <paramref name="root"/>.</summary>
+    public static IReadOnlyList<int> Naming(string root)
+    {
+        var prefix = root.TrimEnd('/') + "/";
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == System.Environment.ProcessId)
+            {
+                continue;
+            }
+            try
+            {
+                var argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (argv.Any(a => a.StartsWith(prefix, StringComparison.Ordinal) || a.Contains("=" + prefix, StringComparison.Ordinal) || a.Contains("," + prefix, StringComparison.Ordinal)))
+                {
+                    result.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return result;
+    }
+
+    /// <summary>SIGKILL to every process naming a path under <paramref name="root"/>, and wait (bounded) until they are gone.</summary>
+    public static void KillNaming(string root)
+    {
+        var victims = Naming(root);
+        foreach (var pid in victims)
+        {
+            Signal(pid, 9);
+        }
+        WaitGoneAsync(victims, TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+    }
 
     public static bool Alive(int pid) => ProcessInfo.IsRunning(pid);
 
