@@ -219,16 +219,17 @@ public sealed class SupervisorMountTests : SupervisorTestBase
     }
 
     [SkippableFact]
-    public async Task Sigterm_StopsChildrenGracefully_KeepsJournalAndData()
+    public async Task Drain_StopsChildrenGracefully_KeepsJournalAndData()
     {
         await StageAsync("vol-g");
         var target = await PublishAsync("vol-g", "pod-g");
         await File.WriteAllTextAsync(Path.Combine(target, "flushed.txt"), "before shutdown");
         var children = Supervisor.Children();
 
-        var exitCode = await Supervisor.StopAsync();
+        var stopped = await Supervisor.DrainAsync();
 
-        Assert.Equal(0, exitCode);
+        Assert.Equal(1, stopped);
+        Assert.Equal(0, await Supervisor.StopAsync());
         Assert.All(children, pid => Assert.False(ProcessTree.Alive(pid)));
         var journal = await File.ReadAllTextAsync(Path.Combine(Layout.StateDirectory, "journal.json"));
         Assert.Contains("vol-g", journal, StringComparison.Ordinal);
