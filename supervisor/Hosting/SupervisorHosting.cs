@@ -36,6 +36,12 @@ public static class SupervisorHosting
             return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval);
         });
         services.AddSupervisorRecovery(configuration);
+        // Per-volume cgroups outside the container (issue 9); nothing is read until first use.
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
+            return new ChildCgroups(new ChildCgroupSettings(o.CgroupRoot, o.ChildCgroupParent), sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton<IS3AccessCheck>(sp => new HttpS3AccessCheck(sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<VolumeManager>();
         services.AddHostedService<SupervisorLifecycle>();
