@@ -267,7 +267,7 @@ public sealed class ChildCgroups
     /// </summary>
     public async Task RemoveAsync(string name, CancellationToken cancellationToken = default)
     {
-        var deadline = _time.GetTimestamp();
+        var started = _time.GetTimestamp();
         foreach (var hierarchy in Discover().Hierarchies)
         {
             var directory = PathOf(hierarchy, name);
@@ -278,7 +278,7 @@ public sealed class ChildCgroups
                 {
                     break;
                 }
-                if (error == Errno.EBUSY && _time.GetElapsedTime(deadline) < Settings.RemoveWait)
+                if (error == Errno.EBUSY && _time.GetElapsedTime(started) < Settings.RemoveWait)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken).ConfigureAwait(false);
                     continue;
