@@ -11,6 +11,10 @@
 #   2. lazily unmount every mount point inside it, deepest first;
 #   3. only when no mount is left inside it: rm -rf --one-file-system (never through a mount:
 #      a bind of a host directory would otherwise lose the host's files).
+# Test cgroups (TestKit's TestCgroup, and the per-volume parents tests give the supervisor) are
+# named s3sv-test-<pid>-<starttime>-... at the top of every hierarchy mounted at or directly under
+# /sys/fs/cgroup; "sweep-stale" also cleans those of dead owners: SIGKILL to every process in the
+# tree until none is left (as a container runtime kills a container), then rmdir deepest first.
 #
 # usage:
 #   sweep-test-dirs.sh sweep-stale ROOT          clean every ROOT/*/ whose owner is dead
@@ -117,9 +121,63 @@ clean() { # dir... (all of them at once: one grace period, not one per directory
   return $rc
 }
 
+# mount points of the cgroup hierarchies at or directly under /sys/fs/cgroup
+cgroup_mounts() {
+  local line mp fs
+  local -a f
+  while IFS= read -r line; do
+    read -r -a f <<<"${line#* - }"
+    fs=${f[0]}
+    [ "$fs" = cgroup ] || [ "$fs" = cgroup2 ] || continue
+    read -r -a f <<<"$line"
+    mp=${f[4]}
+    case "$mp" in /sys/fs/cgroup | /sys/fs/cgroup/*) ;; *) continue ;; esac
+    case "${mp#/sys/fs/cgroup/}" in */*) continue ;; esac
+    echo "$mp"
+  done </proc/self/mountinfo | sort -u
+}
+
+sweep_cgroups() { # test cgroups whose owner (in the name) is gone
+  local mp d name rest pid st i p
+  local -a mounts names=() pids
+  mapfile -t mounts < <(cgroup_mounts)
+  ((${#mounts[@]})) || return 0
+  for mp in "${mounts[@]}"; do
+    for d in "$mp"/s3sv-test-*/; do
+      [ -d "$d" ] || continue
+      name=${d%/}; name=${name##*/}
+      rest=${name#s3sv-test-}; pid=${rest%%-*}; rest=${rest#*-}; st=${rest%%-*}
+      case "$pid$st" in '' | *[!0-9]*) continue ;; esac
+      alive "$pid" "$st" && continue
+      case " ${names[*]} " in *" $name "*) ;; *) names+=("$name") ;; esac
+    done
+  done
+  for name in "${names[@]}"; do
+    rest=${name#s3sv-test-}
+    echo "sweep: removing cgroup $name (owner pid ${rest%%-*} is gone)" >&2
+    for i in $(seq 1 100); do
+      mapfile -t pids < <(for mp in "${mounts[@]}"; do [ -d "$mp/$name" ] && find "$mp/$name" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un)
+      ((${#pids[@]})) || break
+      for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+      sleep 0.05
+    done
+    for mp in "${mounts[@]}"; do
+      [ -d "$mp/$name" ] || continue
+      for i in 1 2 3 4 5 6 7 8 9 10; do
+        find "$mp/$name" -depth -type d -exec rmdir {} + 2>/dev/null
+        [ -d "$mp/$name" ] || break
+        sleep 0.1
+      done
+      [ -d "$mp/$name" ] && echo "sweep: could not remove cgroup $mp/$name" >&2
+    done
+  done
+  return 0
+}
+
 sweep_stale() { # root
   local root=${1%/} d pid st
   local -a stale=()
+  sweep_cgroups
   [ -d "$root" ] || return 0
   for d in "$root"/*/; do
     d=${d%/}

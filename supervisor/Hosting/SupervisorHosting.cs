@@ -28,14 +28,21 @@ public static class SupervisorHosting
         services.AddSingleton<IS3fsLauncher>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new S3fsLauncher(o.S3fsPath, o.ChildOomScoreAdj, sp.GetRequiredService<ILogger<S3fsLauncher>>(), logMaxBytes: o.ChildLogMaxBytes);
+            IChildPlacement placement = o.PlaceChildrenInCgroups ? new CgroupPlacement(sp.GetRequiredService<ChildCgroups>()) : new NoChildPlacement();
+            return new S3fsLauncher(o.S3fsPath, o.ChildOomScoreAdj, sp.GetRequiredService<ILogger<S3fsLauncher>>(), placement, o.ChildLogMaxBytes);
         });
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval, StopChildrenOnShutdown: o.StopChildrenOnShutdown);
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval, o.ChildMemoryMaxBytes, o.StopChildrenOnShutdown);
         });
         services.AddSupervisorRecovery(configuration);
+        // Per-volume cgroups outside the supervisor's container; nothing is read until first use.
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
+            return new ChildCgroups(new ChildCgroupSettings(o.CgroupRoot, o.ChildCgroupParent), sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton<IS3AccessCheck>(sp => new HttpS3AccessCheck(sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<VolumeManager>();
         services.AddHostedService<SupervisorLifecycle>();

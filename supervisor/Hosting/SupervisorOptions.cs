@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Options;
+using S3Supervisor.Common;
+using S3Supervisor.Supervisor.Mounts;
 
 namespace S3Supervisor.Supervisor.Hosting;
 
@@ -72,6 +74,31 @@ public sealed class SupervisorOptions
 
     /// <summary>Each s3fs's log file (StateDirectory/logs) is cut back to its newest quarter beyond this size.</summary>
     public long ChildLogMaxBytes { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// true (the default): each s3fs is moved right after start into its volume's cgroup below
+    /// <see cref="ChildCgroupParent"/>, outside this container's cgroups, so that a runtime killing
+    /// the supervisor's container leaves it running. false: children stay in the supervisor's cgroup
+    /// (they then die with its container; a SIGTERM restart still keeps them).
+    /// </summary>
+    public bool PlaceChildrenInCgroups { get; set; } = true;
+
+    /// <summary>
+    /// Where the host's cgroup hierarchies are mounted: /sys/fs/cgroup on a node; in a pod the host's
+    /// /sys/fs/cgroup as a hostPath, e.g. /host/sys/fs/cgroup (the container's own /sys/fs/cgroup
+    /// shows only its own cgroups). Each s3fs gets a cgroup below it in every hierarchy.
+    /// </summary>
+    public string CgroupRoot { get; set; } = ChildCgroupSettings.DefaultRoot;
+
+    /// <summary>The parent of the per-volume cgroups in each hierarchy, relative to its root (s3supervisor: /sys/fs/cgroup/memory/s3supervisor/&lt;volume&gt;).</summary>
+    public string ChildCgroupParent { get; set; } = ChildCgroupSettings.DefaultParent;
+
+    /// <summary>Memory limit of each s3fs's cgroup, a Kubernetes quantity (512Mi, 1Gi, 1G). Empty: no limit.</summary>
+    public string ChildMemoryMax { get; set; } = string.Empty;
+
+    /// <summary><see cref="ChildMemoryMax"/> in bytes; null when empty (no limit) or invalid (the validator stops start-up then).</summary>
+    public long? ChildMemoryMaxBytes =>
+        ChildMemoryMax.Length > 0 && MemoryQuantity.TryParseBytes(ChildMemoryMax, out var bytes, out _) ? bytes : null;
 }
 
 internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOptions>
@@ -120,6 +147,18 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
         if (options.MetricsAddress.Length > 0 && (!System.Net.IPEndPoint.TryParse(options.MetricsAddress, out var metrics) || metrics.Port == 0))
         {
             failures.Add($"Supervisor:MetricsAddress '{options.MetricsAddress}' must be ip:port, e.g. 127.0.0.1:9810.");
+        }
+        if (ChildCgroupSettings.RootProblem(options.CgroupRoot) is { } cgroupRoot)
+        {
+            failures.Add($"Supervisor:CgroupRoot {cgroupRoot}.");
+        }
+        if (ChildCgroupSettings.ParentProblem(options.ChildCgroupParent) is { } parent)
+        {
+            failures.Add($"Supervisor:ChildCgroupParent {parent}.");
+        }
+        if (options.ChildMemoryMax.Length > 0 && !MemoryQuantity.TryParseBytes(options.ChildMemoryMax, out _, out var memoryProblem))
+        {
+            failures.Add($"Supervisor:ChildMemoryMax {memoryProblem}.");
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

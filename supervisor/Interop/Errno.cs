@@ -19,6 +19,7 @@ public static partial class Errno
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
     public const int EINVAL = 22;
+    public const int ENOSPC = 28;
     public const int EROFS = 30;
     public const int ENAMETOOLONG = 36;
     public const int ENOSYS = 38;
@@ -49,6 +50,7 @@ public static partial class Errno
         ENOTEMPTY => "ENOTEMPTY",
         ELOOP => "ELOOP",
         EINVAL => "EINVAL",
+        ENOSPC => "ENOSPC",
         ENOSYS => "ENOSYS",
         ENOTCONN => "ENOTCONN",
         ESTALE => "ESTALE",

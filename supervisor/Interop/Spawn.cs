@@ -14,7 +14,6 @@ internal static unsafe partial class Libc
     private const short POSIX_SPAWN_SETSIGDEF = 0x04;
     private const short POSIX_SPAWN_SETSIGMASK = 0x08;
     private const short POSIX_SPAWN_SETSID = 0x80;
-    private const int O_WRONLY = 0x1;
     private const int O_CREAT = 0x40;
     private const int O_APPEND = 0x400;
 

@@ -62,6 +62,26 @@ public sealed class SupervisorConfigurationTests : IDisposable
         Assert.DoesNotContain("invalid configuration", supervisor.Output, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task Start_ChildCgroupSettingsInvalid_ExitsNonZeroNamingEach()
+    {
+        Requires.Root();
+        var settings = new Dictionary<string, string>
+        {
+            ["Supervisor__ChildMemoryMax"] = "lots",
+            ["Supervisor__ChildCgroupParent"] = "../escape",
+            ["Supervisor__CgroupRoot"] = "sys/fs/cgroup",
+        };
+
+        var (code, output) = await SupervisorProcess.RunUntilExitAsync(_layout, settings, Eventually.DefaultTimeout);
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("Supervisor:ChildMemoryMax 'lots' is not a Kubernetes quantity", output, StringComparison.Ordinal);
+        Assert.Contains("Supervisor:ChildCgroupParent '../escape' has the segment '..'", output, StringComparison.Ordinal);
+        Assert.Contains("Supervisor:CgroupRoot 'sys/fs/cgroup' must be an absolute path", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(_layout.SocketPath));
+    }
+
     private Dictionary<string, string> Settings(string kubeconfig) => new()
     {
         ["Kubernetes__Kubeconfig"] = kubeconfig,

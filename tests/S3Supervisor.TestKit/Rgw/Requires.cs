@@ -30,6 +30,9 @@ public static class Requires
     /// <summary>unshare and nsenter (util-linux) for <see cref="StandInContainer"/>, and root.</summary>
     public static void MountNamespaces() => Check(Prerequisites.RootMissing() ?? Prerequisites.MountNamespacesMissing());
 
+    /// <summary>Root and at least one cgroup hierarchy mounted under /sys/fs/cgroup, for <see cref="TestCgroup"/> and the per-volume cgroups.</summary>
+    public static void Cgroups() => Check(Prerequisites.RootMissing() ?? Prerequisites.CgroupsMissing());
+
     /// <summary>Skips (or, in strict mode, fails) with <paramref name="reason"/> when it is not null.</summary>
     public static void Check(string? reason)
     {
@@ -62,6 +65,9 @@ public static class Prerequisites
 
     public static string? RadosgwMissing() =>
         Missing(["ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph", "setsid"]);
+
+    public static string? CgroupsMissing() =>
+        TestCgroup.MountPoints().Count > 0 ? null : $"no cgroup hierarchy is mounted at or under {TestCgroup.Root} (see /proc/self/mountinfo)";
 
     public static string? MountNamespacesMissing() => Missing(["unshare", "nsenter", "mount", "umount"]);
 

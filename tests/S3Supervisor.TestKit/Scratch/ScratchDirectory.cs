@@ -95,7 +95,8 @@ public sealed partial class ScratchDirectory : IAsyncDisposable
         CultureInfo.InvariantCulture,
         $"{System.Environment.ProcessId} {ProcessInfo.StartTime(System.Environment.ProcessId)}\n");
 
-    private static async Task EnsureGuardAsync(CancellationToken cancellationToken)
+    /// <summary>The first call in a process sweeps what dead test processes left (directories and <see cref="TestCgroup"/>s) and starts the watchdog.</summary>
+    internal static async Task EnsureGuardAsync(CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref watchdogStarted))
         {

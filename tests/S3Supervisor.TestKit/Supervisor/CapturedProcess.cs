@@ -35,10 +35,25 @@ public sealed class CapturedProcess : IDisposable
         }
     }
 
-    public static CapturedProcess StartDotnet(string assembly, IEnumerable<KeyValuePair<string, string>> environment)
+    /// <summary>
+    /// Starts `dotnet <paramref name="assembly"/>`. With <paramref name="joinCgroups"/> (cgroup.procs files)
+    /// a shell writes its own pid to each and then execs dotnet, so the process is in those cgroups
+    /// before its first instruction, as a container runtime places a container's first process.
+    /// </summary>
+    public static CapturedProcess StartDotnet(string assembly, IEnumerable<KeyValuePair<string, string>> environment, IReadOnlyList<string>? joinCgroups = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(joinCgroups is null ? "dotnet" : "/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (joinCgroups is not null)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add("a=$1; shift; for f in \"$@\"; do echo $$ > \"$f\" || exit 125; done; exec dotnet \"$a\"");
+            info.ArgumentList.Add("sh");
+        }
         info.ArgumentList.Add(assembly);
+        foreach (var file in joinCgroups ?? [])
+        {
+            info.ArgumentList.Add(file);
+        }
         foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;

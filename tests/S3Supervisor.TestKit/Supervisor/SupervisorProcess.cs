@@ -39,21 +39,28 @@ public sealed class SupervisorLayout
 /// A real s3supervisor process (the built binary, run with `dotnet s3supervisor.dll`) on a socket
 /// in a throwaway directory. <see cref="KillAsync"/> kills it and every child like a container
 /// runtime does when the container dies; dispose stops it and clears every mount under its root.
+/// Started with <c>ownCgroup</c>, it runs in a stand-in container's cgroup (<see cref="Cgroup"/>, every
+/// hierarchy), and <see cref="KillCgroupLikeARuntimeAsync"/> kills what a runtime would: every process
+/// in that cgroup, wherever it descends from, and none outside it.
 /// </summary>
 public sealed class SupervisorProcess : IAsyncDisposable
 {
     private readonly CapturedProcess _process;
     private bool _disposed;
 
-    private SupervisorProcess(CapturedProcess process, SupervisorLayout layout)
+    private SupervisorProcess(CapturedProcess process, SupervisorLayout layout, TestCgroup? cgroup = null)
     {
         _process = process;
         Layout = layout;
+        Cgroup = cgroup;
         Channel = UnixSocketChannel.Create(layout.SocketPath);
         Client = new S3Supervisor.Api.V1.Supervisor.SupervisorClient(Channel);
     }
 
     public SupervisorLayout Layout { get; }
+
+    /// <summary>The stand-in container's cgroup the supervisor was started in, or null (started without <c>ownCgroup</c>).</summary>
+    public TestCgroup? Cgroup { get; }
 
     public int Pid => _process.Pid;
 
@@ -69,12 +76,38 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// <summary>Path of the built supervisor (copied next to the test assembly by the project reference).</summary>
     public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3supervisor.dll");
 
-    /// <summary>Starts a supervisor on <paramref name="layout"/> (a new temp root when null) and waits until its socket answers.</summary>
-    public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null)
+    /// <summary>
+    /// Starts a supervisor on <paramref name="layout"/> (a new temp root when null) and waits until its
+    /// socket answers. With <paramref name="ownCgroup"/> it runs in a fresh <see cref="TestCgroup"/> of its
+    /// own in every hierarchy, joined before dotnet starts, like a container's first process (needs root).
+    /// </summary>
+    public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null, bool ownCgroup = false)
     {
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
-        var supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings)), layout);
-        await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        var cgroup = ownCgroup ? await TestCgroup.CreateAsync("container").ConfigureAwait(false) : null;
+        SupervisorProcess supervisor;
+        try
+        {
+            supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings), cgroup?.ProcsFiles), layout, cgroup);
+        }
+        catch
+        {
+            if (cgroup is not null)
+            {
+                await cgroup.DisposeAsync().ConfigureAwait(false);
+            }
+            throw;
+        }
+        try
+        {
+            await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch when (cgroup is not null)
+        {
+            // Nothing of a failed start may stay in (or keep) a test cgroup.
+            await supervisor.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         return supervisor;
     }
 
@@ -114,6 +147,8 @@ public sealed class SupervisorProcess : IAsyncDisposable
             ["Supervisor__HealthCheckInterval"] = "00:00:01",
             ["Supervisor__BackoffInitial"] = "00:00:00.200",
             ["Supervisor__ShutdownGrace"] = "00:00:10",
+            // Each test supervisor's children get cgroups of their own, removed by CleanUp.
+            ["Supervisor__ChildCgroupParent"] = ChildCgroupParent(layout),
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
         };
@@ -210,6 +245,34 @@ public sealed class SupervisorProcess : IAsyncDisposable
         await ProcessTree.WaitGoneAsync(victims, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// What a container runtime does when the supervisor's container dies (runc kill --all, podman
+    /// kill): SIGKILL to every process in the container's cgroup until its cgroup.procs is empty in
+    /// every hierarchy, then the cgroup is removed. Unlike <see cref="KillAsync"/> this follows
+    /// cgroups, not the process tree: a child moved out of the container's cgroups survives, and a
+    /// process inside dies whoever its parent is. Needs <c>ownCgroup</c> at start.
+    /// </summary>
+    public async Task KillCgroupLikeARuntimeAsync()
+    {
+        var cgroup = Cgroup ?? throw new InvalidOperationException("the supervisor was started without ownCgroup: true, so it has no container cgroup to kill");
+        await cgroup.KillAllAsync().ConfigureAwait(false);
+        await _process.WaitForExitAsync().ConfigureAwait(false);
+        await cgroup.RemoveAsync().ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="KillCgroupLikeARuntimeAsync"/>, then the gap before the next start (<see cref="RestartDelay"/> unless given), as <see cref="KillAndWaitLikeARuntimeAsync"/>.</summary>
+    public async Task KillCgroupAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    {
+        var gap = delay ?? RestartDelay;
+        if (gap < RestartDelay)
+        {
+            throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
+        }
+        await KillCgroupLikeARuntimeAsync().ConfigureAwait(false);
+        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
+        await Task.Delay(gap).ConfigureAwait(false);
+    }
+
     /// <summary>SIGTERM (graceful shutdown) and wait.</summary>
     public async Task<int> StopAsync(TimeSpan? timeout = null)
     {
@@ -261,6 +324,38 @@ public sealed class SupervisorProcess : IAsyncDisposable
         }
         Channel.Dispose();
         _process.Dispose();
+        if (Cgroup is not null)
+        {
+            // Whatever is still in the stand-in container (children a test left inside) goes with it.
+            await Cgroup.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The parent of a test supervisor's per-volume cgroups: one per layout, so parallel tests never share a cgroup.</summary>
+    public static string ChildCgroupParent(SupervisorLayout layout) => "s3supervisor-test/" + Path.GetFileName(layout.Root.TrimEnd('/'));
+
+    /// <summary>Removes the layout's cgroups (deepest first) in every hierarchy; processes were killed before.</summary>
+    private static void RemoveChildCgroups(SupervisorLayout layout)
+    {
+        var parent = ChildCgroupParent(layout);
+        foreach (var hierarchy in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
+        {
+            var root = Path.Combine(hierarchy, parent);
+            if (!Directory.Exists(root))
+            {
+                continue;
+            }
+            foreach (var cgroup in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(root))
+            {
+                try
+                {
+                    Directory.Delete(cgroup);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -272,6 +367,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     {
         ProcessTree.KillNaming(layout.Root);
         MountCleaner.UnmountUnder(layout.Root);
+        RemoveChildCgroups(layout);
         try
         {
             Directory.Delete(layout.Root, recursive: true);
