@@ -53,9 +53,12 @@ public abstract class NodeTestBase : IAsyncLifetime
         SupervisorProcess.CleanUp(Layout);
     }
 
+    /// <summary>Start every supervisor in a stand-in container's cgroup of its own (see <see cref="SupervisorProcess.KillCgroupLikeARuntimeAsync"/>).</summary>
+    protected virtual bool SupervisorInOwnCgroup => false;
+
     protected async Task<SupervisorProcess> StartSupervisorAsync(IDictionary<string, string>? settings = null)
     {
-        var supervisor = await SupervisorProcess.StartAsync(Layout, settings ?? SupervisorSettings);
+        var supervisor = await SupervisorProcess.StartAsync(Layout, settings ?? SupervisorSettings, ownCgroup: SupervisorInOwnCgroup);
         _supervisors.Add(supervisor);
         return supervisor;
     }
