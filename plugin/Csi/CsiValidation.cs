@@ -16,27 +16,9 @@ public static class CsiValidation
 {
     public static string VolumeId(string? value) => Validate.VolumeId(value, "volume_id");
 
-    /// <summary>An absolute path without control characters; where it may be is the supervisor's decision.</summary>
-    public static string Path(string? value, string field)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            throw Validate.Invalid(field, "is required");
-        }
-        if (value.Length > Validate.MaxPathLength)
-        {
-            throw Validate.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
-        }
-        if (!value.StartsWith('/'))
-        {
-            throw Validate.Invalid(field, "must be an absolute path");
-        }
-        if (value.Any(char.IsControl))
-        {
-            throw Validate.Invalid(field, "must not contain control characters");
-        }
-        return value;
-    }
+    /// <summary>An absolute path without control characters (<see cref="PathRules"/>); where it may be is the supervisor's decision.</summary>
+    public static string Path(string? value, string field) =>
+        PathRules.IsAbsolute(value, out var problem) ? value : throw Validate.Invalid(field, problem);
 
     /// <summary>A capability this driver can serve: mount access with a known access mode. Returns the mount part and the mode.</summary>
     public static (VolumeCapability.Types.MountVolume Mount, AccessMode Mode) Capability(VolumeCapability? capability, string field = "volume_capability")
