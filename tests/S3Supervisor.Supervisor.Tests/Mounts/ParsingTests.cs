@@ -102,6 +102,16 @@ public sealed class ParsingTests
     }
 
     [Fact]
+    public void MountOptionTable_EveryProtoField_HasExactlyOneRow()
+    {
+        // A field added to MountOptions without a row could be set by a typed request but would be
+        // neither checked nor given to s3fs: the table must grow with the message.
+        var fields = MountOptions.Descriptor.Fields.InFieldNumberOrder().Select(f => f.FieldNumber).ToArray();
+        Assert.Equal(fields, MountOptionTable.All.Select(o => o.FieldNumber).Order().ToArray());
+        Assert.Equal(MountOptionTable.All.Count, MountOptionTable.All.Select(o => o.Name).Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Fact]
     public void ParseOptions_Unknown_ListsEveryAllowedOption()
     {
         var error = Assert.Throws<Grpc.Core.RpcException>(() => VolumeContext.ParseOptions("nonempty"));
