@@ -22,11 +22,15 @@ public static class Validate
         return detail is not null;
     }
 
-    public const string SpecialCharactersProblem = "must not contain ',', '=', ':', '\\', whitespace or control characters";
+    /// <summary>The characters <see cref="IsSpecialCharacter"/> names, as a message lists them.</summary>
+    public const string SpecialCharacters = "',', '=', ':', '\\', whitespace or control characters";
 
-    /// <summary>Whether a value holds a character that could change the meaning of an s3fs -o list or a passwd file line.</summary>
-    public static bool HasSpecialCharacters(string value) =>
-        value.Any(c => c is ',' or '=' or ':' or '\\' || char.IsControl(c) || char.IsWhiteSpace(c));
+    public const string SpecialCharactersProblem = "must not contain " + SpecialCharacters;
+
+    /// <summary>Whether a character could change the meaning of an s3fs -o list or a passwd file line.</summary>
+    public static bool IsSpecialCharacter(char c) => c is ',' or '=' or ':' or '\\' || char.IsControl(c) || char.IsWhiteSpace(c);
+
+    public static bool HasSpecialCharacters(string value) => value.Any(IsSpecialCharacter);
 
     public static string Required(string? value, [CallerArgumentExpression(nameof(value))] string field = "")
     {

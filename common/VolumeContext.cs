@@ -1,4 +1,3 @@
-using System.Globalization;
 using S3Supervisor.Api.V1;
 
 namespace S3Supervisor.Common;
@@ -57,7 +56,8 @@ public static class VolumeContext
         {
             throw Validate.Invalid($"{field}[{Endpoint}]", "is required");
         }
-        return VolumeSourceRules.Check(source, field);
+        // The options were checked as they were parsed: only the rest of the source is checked here.
+        return VolumeSourceRules.CheckLocation(source, field);
     }
 
     /// <summary>
@@ -83,7 +83,8 @@ public static class VolumeContext
         {
             source.Options.ReadOnly = true;
         }
-        source.Options = VolumeSourceRules.Options(source.Options, $"{field}[{Options}]");
+        // Each value was checked once, in the text it came from; a rule is about one option, so the
+        // merged set needs no second look.
         return source;
     }
 
@@ -120,8 +121,9 @@ public static class VolumeContext
     }
 
     /// <summary>
-    /// Parses "uid=1000,allow_other,ro" into typed options. A flag alone means true; flags also take
-    /// true/false. Unknown names are rejected (the allow-list), values are typed.
+    /// Parses "uid=1000,allow_other,ro" into typed options and checks them, once. A flag alone means
+    /// true; flags also take true/false. Names and values are those of <see cref="MountOptionTable"/>;
+    /// any other name is rejected (the allow-list).
     /// </summary>
     public static MountOptions ParseOptions(string? text, string field = "options")
     {
@@ -147,90 +149,18 @@ public static class VolumeContext
             {
                 throw Validate.Invalid(f, "value must not contain '='");
             }
-            switch (name)
-            {
-                case "uid": o.Uid = UInt(value, f); break;
-                case "gid": o.Gid = UInt(value, f); break;
-                case "umask": o.Umask = Str(value, f); break;
-                case "allow_other": o.AllowOther = Flag(value, f); break;
-                case "use_path_request_style": o.UsePathRequestStyle = Flag(value, f); break;
-                case "stat_cache_expire": o.StatCacheExpireSeconds = UInt(value, f); break;
-                case "max_stat_cache_size": o.MaxStatCacheSize = UInt(value, f); break;
-                case "multipart_size": o.MultipartSizeMb = UInt(value, f); break;
-                case "parallel_count": o.ParallelCount = UInt(value, f); break;
-                case "multireq_max": o.MultireqMax = UInt(value, f); break;
-                case "storage_class": o.StorageClass = Str(value, f); break;
-                case "sse": o.SseS3 = Str(value, f) switch { "s3" or "true" => true, "false" or "none" => false, _ => throw Validate.Invalid(f, "must be s3 or none") }; break;
-                case "enable_noobj_cache": o.EnableNoobjCache = Flag(value, f); break;
-                case "insecure_skip_tls_verify": o.InsecureSkipTlsVerify = Flag(value, f); break;
-                case "connect_timeout": o.ConnectTimeoutSeconds = UInt(value, f); break;
-                case "readwrite_timeout": o.ReadwriteTimeoutSeconds = UInt(value, f); break;
-                case "retries": o.Retries = UInt(value, f); break;
-                case "public_bucket": o.PublicBucket = Flag(value, f); break;
-                case "use_cache": o.UseCache = Flag(value, f); break;
-                case "enable_content_md5": o.EnableContentMd5 = Flag(value, f); break;
-                case "ro": o.ReadOnly = Flag(value, f); break;
-                case "dbglevel": o.Dbglevel = Str(value, f); break;
-                default:
-                    throw Validate.Invalid(f, "is not an allowed mount option (allowed: uid, gid, umask, allow_other, use_path_request_style, stat_cache_expire, max_stat_cache_size, multipart_size, parallel_count, multireq_max, storage_class, sse, enable_noobj_cache, insecure_skip_tls_verify, connect_timeout, readwrite_timeout, retries, public_bucket, use_cache, enable_content_md5, ro, dbglevel)");
-            }
+            var option = MountOptionTable.Find(name)
+                ?? throw Validate.Invalid(f, $"is not an allowed mount option (allowed: {MountOptionTable.AllowedNames})");
+            option.Parse(o, value, f);
         }
-        return VolumeSourceRules.Options(o, field);
+        // After every entry is read: a later entry overrides an earlier one, and only the last value counts.
+        MountOptionTable.Check(o, field);
+        return o;
     }
 
-    public static string FormatOptions(MountOptions? o)
-    {
-        if (o is null)
-        {
-            return string.Empty;
-        }
-        var parts = new List<string>();
-        void Add(bool has, string name, object value) { if (has) { parts.Add(string.Create(CultureInfo.InvariantCulture, $"{name}={value}")); } }
-        void AddFlag(bool has, string name, bool value) { if (has) { parts.Add(value ? name : $"{name}=false"); } }
-        Add(o.HasUid, "uid", o.Uid);
-        Add(o.HasGid, "gid", o.Gid);
-        Add(o.HasUmask, "umask", o.Umask);
-        AddFlag(o.HasAllowOther, "allow_other", o.AllowOther);
-        AddFlag(o.HasUsePathRequestStyle, "use_path_request_style", o.UsePathRequestStyle);
-        Add(o.HasStatCacheExpireSeconds, "stat_cache_expire", o.StatCacheExpireSeconds);
-        Add(o.HasMaxStatCacheSize, "max_stat_cache_size", o.MaxStatCacheSize);
-        Add(o.HasMultipartSizeMb, "multipart_size", o.MultipartSizeMb);
-        Add(o.HasParallelCount, "parallel_count", o.ParallelCount);
-        Add(o.HasMultireqMax, "multireq_max", o.MultireqMax);
-        Add(o.HasStorageClass, "storage_class", o.StorageClass);
-        if (o.HasSseS3) { parts.Add(o.SseS3 ? "sse=s3" : "sse=none"); }
-        AddFlag(o.HasEnableNoobjCache, "enable_noobj_cache", o.EnableNoobjCache);
-        AddFlag(o.HasInsecureSkipTlsVerify, "insecure_skip_tls_verify", o.InsecureSkipTlsVerify);
-        Add(o.HasConnectTimeoutSeconds, "connect_timeout", o.ConnectTimeoutSeconds);
-        Add(o.HasReadwriteTimeoutSeconds, "readwrite_timeout", o.ReadwriteTimeoutSeconds);
-        Add(o.HasRetries, "retries", o.Retries);
-        AddFlag(o.HasPublicBucket, "public_bucket", o.PublicBucket);
-        AddFlag(o.HasUseCache, "use_cache", o.UseCache);
-        AddFlag(o.HasEnableContentMd5, "enable_content_md5", o.EnableContentMd5);
-        AddFlag(o.HasReadOnly, "ro", o.ReadOnly);
-        Add(o.HasDbglevel, "dbglevel", o.Dbglevel);
-        return string.Join(',', parts);
-    }
-
-    private static uint UInt(string? value, string field) =>
-        uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : throw Validate.Invalid(field, "must be a non-negative whole number");
-
-    private static bool Flag(string? value, string field) => value switch
-    {
-        null or "true" or "1" => true,
-        "false" or "0" => false,
-        _ => throw Validate.Invalid(field, "must be true or false"),
-    };
-
-    private static string Str(string? value, string field)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            throw Validate.Invalid(field, "needs a value");
-        }
-        Validate.NoSpecialCharacters(value, field);
-        return value;
-    }
+    /// <summary>Writes typed options back as an options text, in table order.</summary>
+    public static string FormatOptions(MountOptions? o) =>
+        o is null ? string.Empty : string.Join(',', MountOptionTable.All.Where(option => option.IsSet(o)).Select(option => option.Format(o)));
 
     /// <summary>Keeps user-supplied names printable and short before they go into an error message.</summary>
     private static string Sanitize(string name)

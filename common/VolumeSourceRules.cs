@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using S3Supervisor.Api.V1;
 
@@ -6,8 +5,9 @@ namespace S3Supervisor.Common;
 
 /// <summary>
 /// The rules a volume's source must follow before anything is mounted: S3 bucket naming, safe
-/// prefixes, http(s) endpoints, typed s3fs option values. The supervisor applies them to every
-/// request (it is the security boundary); the plugin applies them early for better errors.
+/// prefixes, http(s) endpoints, and the typed s3fs option values (<see cref="MountOptionTable"/>).
+/// The supervisor applies them to every request (it is the security boundary); the plugin applies
+/// them early for better errors.
 /// </summary>
 public static class VolumeSourceRules
 {
@@ -15,18 +15,19 @@ public static class VolumeSourceRules
     public const int MaxEndpointLength = 2048;
     public const int MaxRegionLength = 64;
 
-    public static readonly IReadOnlySet<string> StorageClasses = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "STANDARD", "STANDARD_IA", "ONEZONE_IA", "REDUCED_REDUNDANCY", "INTELLIGENT_TIERING", "GLACIER_IR",
-    };
-
-    public static readonly IReadOnlySet<string> DebugLevels = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "crit", "err", "warn", "info", "debug",
-    };
-
     /// <summary>Validates and normalises a source (trailing '/' of the prefix removed). Throws InvalidArgument naming the field.</summary>
     public static VolumeSource Check(VolumeSource? source, string field = "source")
+    {
+        var result = CheckLocation(source, field);
+        result.Options = Options(result.Options, $"{field}.options");
+        return result;
+    }
+
+    /// <summary>
+    /// The source's bucket, prefix, endpoint and region, normalised; its options as they are. For a
+    /// source whose options were checked when they were parsed (<see cref="VolumeContext.ParseOptions"/>).
+    /// </summary>
+    public static VolumeSource CheckLocation(VolumeSource? source, string field = "source")
     {
         if (source is null)
         {
@@ -38,7 +39,6 @@ public static class VolumeSourceRules
         Endpoint(source.Endpoint, $"{field}.endpoint");
         result.Endpoint = LowerCaseScheme(source.Endpoint);
         Region(source.Region, $"{field}.region");
-        result.Options = Options(source.Options, $"{field}.options");
         return result;
     }
 
@@ -172,48 +172,11 @@ public static class VolumeSourceRules
         }
     }
 
+    /// <summary>A typed request's options, by the rules of <see cref="MountOptionTable"/>. Returns a copy.</summary>
     public static MountOptions Options(MountOptions? options, string field = "options")
     {
         var o = options?.Clone() ?? new MountOptions();
-        // Every string option, including ones added later: a control character never reaches s3fs's -o list.
-        foreach (var option in MountOptions.Descriptor.Fields.InFieldNumberOrder())
-        {
-            if (option.FieldType == Google.Protobuf.Reflection.FieldType.String && option.Accessor.HasValue(o))
-            {
-                Validate.NoControlCharacters((string)option.Accessor.GetValue(o), $"{field}.{option.Name}");
-            }
-        }
-        if (o.HasUmask)
-        {
-            if (o.Umask.Length is 0 or > 4 || o.Umask.Any(c => c is < '0' or > '7'))
-            {
-                throw Validate.Invalid($"{field}.umask", "must be an octal number such as 022");
-            }
-        }
-        if (o.HasStorageClass && !StorageClasses.Contains(o.StorageClass))
-        {
-            throw Validate.Invalid($"{field}.storage_class", $"must be one of {string.Join(", ", StorageClasses.Order())}");
-        }
-        if (o.HasDbglevel && !DebugLevels.Contains(o.Dbglevel))
-        {
-            throw Validate.Invalid($"{field}.dbglevel", $"must be one of {string.Join(", ", DebugLevels)}");
-        }
-        Range(o.HasMultipartSizeMb, o.MultipartSizeMb, 5, 5 * 1024, $"{field}.multipart_size_mb");
-        Range(o.HasParallelCount, o.ParallelCount, 1, 128, $"{field}.parallel_count");
-        Range(o.HasMultireqMax, o.MultireqMax, 1, 128, $"{field}.multireq_max");
-        Range(o.HasStatCacheExpireSeconds, o.StatCacheExpireSeconds, 0, 86400, $"{field}.stat_cache_expire_seconds");
-        Range(o.HasMaxStatCacheSize, o.MaxStatCacheSize, 0, 10_000_000, $"{field}.max_stat_cache_size");
-        Range(o.HasConnectTimeoutSeconds, o.ConnectTimeoutSeconds, 1, 3600, $"{field}.connect_timeout_seconds");
-        Range(o.HasReadwriteTimeoutSeconds, o.ReadwriteTimeoutSeconds, 1, 3600, $"{field}.readwrite_timeout_seconds");
-        Range(o.HasRetries, o.Retries, 0, 100, $"{field}.retries");
+        MountOptionTable.Check(o, field);
         return o;
-    }
-
-    private static void Range(bool has, uint value, uint min, uint max, string field)
-    {
-        if (has && (value < min || value > max))
-        {
-            throw Validate.Invalid(field, string.Create(CultureInfo.InvariantCulture, $"must be between {min} and {max}"));
-        }
     }
 }

@@ -16,27 +16,9 @@ public static class CsiValidation
 {
     public static string VolumeId(string? value) => Validate.VolumeId(value, "volume_id");
 
-    /// <summary>An absolute path without control characters; where it may be is the supervisor's decision.</summary>
-    public static string Path(string? value, string field)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            throw Validate.Invalid(field, "is required");
-        }
-        if (value.Length > Validate.MaxPathLength)
-        {
-            throw Validate.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
-        }
-        if (!value.StartsWith('/'))
-        {
-            throw Validate.Invalid(field, "must be an absolute path");
-        }
-        if (value.Any(char.IsControl))
-        {
-            throw Validate.Invalid(field, "must not contain control characters");
-        }
-        return value;
-    }
+    /// <summary>An absolute path without control characters (<see cref="PathRules"/>); where it may be is the supervisor's decision.</summary>
+    public static string Path(string? value, string field) =>
+        PathRules.IsAbsolute(value, out var problem) ? value : throw Validate.Invalid(field, problem);
 
     /// <summary>A capability this driver can serve: mount access with a known access mode. Returns the mount part and the mode.</summary>
     public static (VolumeCapability.Types.MountVolume Mount, AccessMode Mode) Capability(VolumeCapability? capability, string field = "volume_capability")
@@ -89,44 +71,32 @@ public static class CsiValidation
     public static bool IsReaderOnly(AccessMode mode) => mode is AccessMode.SingleNodeReaderOnly or AccessMode.MultiNodeReaderOnly;
 
     /// <summary>
-    /// S3 credentials from a secrets map, or null when the map carries none. One key without the
-    /// other is an error. Values are checked for characters that would break the supervisor's
-    /// passwd file, and never shown.
+    /// S3 credentials from a secrets map, or null when the map carries none, by the one rule in
+    /// <see cref="CredentialRules"/>. A session token is accepted: the Controller gives it to the AWS
+    /// SDK, and NodeStage passes it on for the supervisor to judge. Values are never shown.
     /// </summary>
     public static S3Credentials? Credentials(IReadOnlyDictionary<string, string> secrets, string field = "secrets")
     {
         var accessKey = secrets.GetValueOrDefault(SecretKeys.AccessKeyId, string.Empty);
         var secretKey = secrets.GetValueOrDefault(SecretKeys.SecretAccessKey, string.Empty);
         var token = secrets.GetValueOrDefault(SecretKeys.SessionToken, string.Empty);
-        if (accessKey.Length == 0 && secretKey.Length == 0)
+        if (CredentialRules.Check(accessKey, secretKey, token, sessionTokenSupported: true) is { } problem)
         {
-            if (token.Length > 0)
+            var key = problem.Part switch
             {
-                throw Validate.Invalid($"{field}[{SecretKeys.SessionToken}]", $"needs {SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey}");
-            }
-            return null;
+                CredentialPart.AccessKeyId => SecretKeys.AccessKeyId,
+                CredentialPart.SecretAccessKey => SecretKeys.SecretAccessKey,
+                _ => SecretKeys.SessionToken,
+            };
+            var rule = CredentialRules.For(problem.Part);
+            throw Validate.Invalid($"{field}[{key}]", problem.Fault switch
+            {
+                CredentialFault.Missing => $"is required with {(problem.Part == CredentialPart.AccessKeyId ? SecretKeys.SecretAccessKey : SecretKeys.AccessKeyId)}",
+                CredentialFault.WithoutKeys => $"needs {SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey}",
+                _ => $"must be at most {rule.MaxLength} characters without {rule.Forbidden}",
+            });
         }
-        if (accessKey.Length == 0)
-        {
-            throw Validate.Invalid($"{field}[{SecretKeys.AccessKeyId}]", $"is required with {SecretKeys.SecretAccessKey}");
-        }
-        if (secretKey.Length == 0)
-        {
-            throw Validate.Invalid($"{field}[{SecretKeys.SecretAccessKey}]", $"is required with {SecretKeys.AccessKeyId}");
-        }
-        if (accessKey.Length > 256 || accessKey.Any(c => c is ':' or ',' || char.IsWhiteSpace(c) || char.IsControl(c)))
-        {
-            throw Validate.Invalid($"{field}[{SecretKeys.AccessKeyId}]", "must be at most 256 characters without ':', ',', whitespace or control characters");
-        }
-        if (secretKey.Length > 1024 || secretKey.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
-        {
-            throw Validate.Invalid($"{field}[{SecretKeys.SecretAccessKey}]", "must be at most 1024 characters without whitespace or control characters");
-        }
-        if (token.Length > 8192 || token.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
-        {
-            throw Validate.Invalid($"{field}[{SecretKeys.SessionToken}]", "must be at most 8192 characters without whitespace or control characters");
-        }
-        return new S3Credentials(accessKey, secretKey, token.Length == 0 ? null : token);
+        return accessKey.Length == 0 ? null : new S3Credentials(accessKey, secretKey, token.Length == 0 ? null : token);
     }
 
     /// <summary>The bytes CreateVolume records for a capacity range: required if set, else the limit, else 0 (unknown).</summary>

@@ -2,6 +2,7 @@ using Csi.V1;
 using Grpc.Core;
 using S3Supervisor.Api.V1;
 using S3Supervisor.Common;
+using S3Supervisor.Plugin.Storage;
 
 namespace S3Supervisor.Plugin.Csi;
 
@@ -25,17 +26,7 @@ public static class NodeRequests
             throw Validate.Invalid("secrets",
                 $"{SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey} are required (node-stage secret), unless the volume's options set public_bucket");
         }
-        var stage = new StageVolumeRequest { VolumeId = volumeId, StagingPath = stagingPath, Source = source };
-        if (credentials is not null)
-        {
-            stage.Credentials = new Credentials
-            {
-                AccessKeyId = credentials.AccessKeyId,
-                SecretAccessKey = credentials.SecretAccessKey,
-                SessionToken = credentials.SessionToken ?? string.Empty,
-            };
-        }
-        return stage;
+        return new StageVolumeRequest { VolumeId = volumeId, StagingPath = stagingPath, Source = source, Credentials = ToSupervisor(credentials) };
     }
 
     /// <summary>NodePublishVolume → PublishVolume: read-only by flag or by access mode, with the pod from podInfoOnMount.</summary>
@@ -54,25 +45,30 @@ public static class NodeRequests
             throw new RpcException(new Status(StatusCode.FailedPrecondition, "staging_target_path: is required, the plugin stages volumes (STAGE_UNSTAGE_VOLUME)"));
         }
         CsiValidation.Path(request.StagingTargetPath, "staging_target_path");
-        var publish = new PublishVolumeRequest
+        return new PublishVolumeRequest
         {
             VolumeId = volumeId,
             TargetPath = targetPath,
             ReadOnly = request.Readonly || CsiValidation.IsReaderOnly(mode),
             Pod = pod,
+            // Node-publish secrets, re-sent by kubelet on every republish: how rotated keys reach the supervisor.
+            Credentials = ToSupervisor(CsiValidation.Credentials(request.Secrets)),
         };
-        // Node-publish secrets, re-sent by kubelet on every republish: how rotated keys reach the supervisor.
-        if (CsiValidation.Credentials(request.Secrets) is { } credentials)
-        {
-            publish.Credentials = new Credentials
-            {
-                AccessKeyId = credentials.AccessKeyId,
-                SecretAccessKey = credentials.SecretAccessKey,
-                SessionToken = credentials.SessionToken ?? string.Empty,
-            };
-        }
-        return publish;
     }
+
+    /// <summary>NodeUnstageVolume → UnstageVolume.</summary>
+    public static UnstageVolumeRequest Unstage(NodeUnstageVolumeRequest request) => new()
+    {
+        VolumeId = CsiValidation.VolumeId(request.VolumeId),
+        StagingPath = CsiValidation.Path(request.StagingTargetPath, "staging_target_path"),
+    };
+
+    /// <summary>NodeUnpublishVolume → UnpublishVolume.</summary>
+    public static UnpublishVolumeRequest Unpublish(NodeUnpublishVolumeRequest request) => new()
+    {
+        VolumeId = CsiValidation.VolumeId(request.VolumeId),
+        TargetPath = CsiValidation.Path(request.TargetPath, "target_path"),
+    };
 
     /// <summary>Whether a path is the volume's staging path or one of its publish targets.</summary>
     public static bool Serves(S3Supervisor.Api.V1.Volume volume, string path)
@@ -80,6 +76,13 @@ public static class NodeRequests
         var wanted = Normalize(path);
         return Normalize(volume.StagingPath) == wanted || volume.Targets.Any(t => Normalize(t.TargetPath) == wanted);
     }
+
+    private static Credentials? ToSupervisor(S3Credentials? credentials) => credentials is null ? null : new Credentials
+    {
+        AccessKeyId = credentials.AccessKeyId,
+        SecretAccessKey = credentials.SecretAccessKey,
+        SessionToken = credentials.SessionToken ?? string.Empty,
+    };
 
     private static string Normalize(string path) => path.Length > 1 ? path.TrimEnd('/') : path;
 }

@@ -33,19 +33,15 @@ public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls su
     public override async Task<NodeStageVolumeResponse> NodeStageVolume(NodeStageVolumeRequest request, ServerCallContext context)
     {
         var stage = NodeRequests.Stage(request);
-        using var lease = locks.Acquire($"volume/{stage.VolumeId}", $"volume {stage.VolumeId}");
+        using var lease = locks.AcquireVolume(stage.VolumeId);
         await supervisor.Call((c, o) => c.StageVolumeAsync(stage, o), context, StagingPathField).ConfigureAwait(false);
         return new NodeStageVolumeResponse();
     }
 
     public override async Task<NodeUnstageVolumeResponse> NodeUnstageVolume(NodeUnstageVolumeRequest request, ServerCallContext context)
     {
-        var unstage = new UnstageVolumeRequest
-        {
-            VolumeId = CsiValidation.VolumeId(request.VolumeId),
-            StagingPath = CsiValidation.Path(request.StagingTargetPath, "staging_target_path"),
-        };
-        using var lease = locks.Acquire($"volume/{unstage.VolumeId}", $"volume {unstage.VolumeId}");
+        var unstage = NodeRequests.Unstage(request);
+        using var lease = locks.AcquireVolume(unstage.VolumeId);
         await supervisor.Call((c, o) => c.UnstageVolumeAsync(unstage, o), context, StagingPathField).ConfigureAwait(false);
         return new NodeUnstageVolumeResponse();
     }
@@ -53,19 +49,15 @@ public sealed class NodeService(IOptions<CsiOptions> options, SupervisorCalls su
     public override async Task<NodePublishVolumeResponse> NodePublishVolume(NodePublishVolumeRequest request, ServerCallContext context)
     {
         var publish = NodeRequests.Publish(request);
-        using var lease = locks.Acquire($"target/{publish.VolumeId}/{publish.TargetPath}", $"volume {publish.VolumeId} at {publish.TargetPath}");
+        using var lease = locks.AcquireTarget(publish.VolumeId, publish.TargetPath);
         await supervisor.Call((c, o) => c.PublishVolumeAsync(publish, o), context).ConfigureAwait(false);
         return new NodePublishVolumeResponse();
     }
 
     public override async Task<NodeUnpublishVolumeResponse> NodeUnpublishVolume(NodeUnpublishVolumeRequest request, ServerCallContext context)
     {
-        var unpublish = new UnpublishVolumeRequest
-        {
-            VolumeId = CsiValidation.VolumeId(request.VolumeId),
-            TargetPath = CsiValidation.Path(request.TargetPath, "target_path"),
-        };
-        using var lease = locks.Acquire($"target/{unpublish.VolumeId}/{unpublish.TargetPath}", $"volume {unpublish.VolumeId} at {unpublish.TargetPath}");
+        var unpublish = NodeRequests.Unpublish(request);
+        using var lease = locks.AcquireTarget(unpublish.VolumeId, unpublish.TargetPath);
         await supervisor.Call((c, o) => c.UnpublishVolumeAsync(unpublish, o), context).ConfigureAwait(false);
         return new NodeUnpublishVolumeResponse();
     }

@@ -12,6 +12,12 @@ public sealed class VolumeLocks
 {
     private readonly ConcurrentDictionary<string, byte> _held = new(StringComparer.Ordinal);
 
+    /// <summary>Stage and unstage of one volume: the same key, so the two never overlap.</summary>
+    public Lease AcquireVolume(string volumeId) => Acquire($"volume/{volumeId}", $"volume {volumeId}");
+
+    /// <summary>Publish and unpublish of one volume at one target.</summary>
+    public Lease AcquireTarget(string volumeId, string targetPath) => Acquire($"target/{volumeId}/{targetPath}", $"volume {volumeId} at {targetPath}");
+
     public Lease Acquire(string key, string what)
     {
         if (!_held.TryAdd(key, 0))

@@ -25,7 +25,8 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         var id = Validate.VolumeId(request.VolumeId);
         var staging = _paths.Check(request.StagingPath, "staging_path");
         var source = VolumeSourceRules.Check(request.Source);
-        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CredentialRules.CheckLengths(c) : null;
+        // A session token is refused here, before anything is done, unless the keys go unused (a public bucket).
+        var credentials = CredentialChecks.Request(request.Credentials, sessionTokenSupported: source.Options.PublicBucket);
         var volume = await _volumes.StageAsync(id, staging, source, credentials, context.CancellationToken);
         return new StageVolumeResponse { Volume = volume };
     }
@@ -35,7 +36,8 @@ public sealed class SupervisorService : S3Supervisor.Api.V1.Supervisor.Superviso
         var id = Validate.VolumeId(request.VolumeId);
         var target = _paths.Check(request.TargetPath, "target_path");
         var pod = request.Pod is null ? null : CheckPod(request.Pod);
-        var credentials = request.Credentials is { } c && (c.AccessKeyId.Length > 0 || c.SecretAccessKey.Length > 0) ? CredentialRules.CheckLengths(c) : null;
+        // The volume's source decides whether the keys are stored; the store refuses a token then.
+        var credentials = CredentialChecks.Request(request.Credentials, sessionTokenSupported: true);
         var volume = await _volumes.PublishAsync(id, target, request.ReadOnly, pod, context.CancellationToken, credentials);
         return new PublishVolumeResponse { Volume = volume };
     }

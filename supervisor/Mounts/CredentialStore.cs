@@ -32,11 +32,11 @@ public sealed class CredentialStore
 
     /// <summary>
     /// Writes the credentials of a volume and returns the passwd file path; refuses what a passwd file
-    /// line cannot hold, session tokens included (<see cref="CredentialRules.CheckStorable"/>).
+    /// line cannot hold, session tokens included (<see cref="CredentialChecks.CheckStorable"/>).
     /// </summary>
     public string Write(string volumeId, Credentials credentials)
     {
-        CredentialRules.CheckStorable(credentials);
+        CredentialChecks.CheckStorable(credentials);
         EnsureDirectory();
         var dir = VolumeDirectory(volumeId);
         System.IO.Directory.CreateDirectory(dir, DirectoryMode);

@@ -25,21 +25,9 @@ public sealed class PathGuard
     /// <summary>Checks a path and returns it in canonical form (parent resolved). Throws InvalidArgument or PermissionDenied naming the field.</summary>
     public string Check(string? path, string field)
     {
-        if (string.IsNullOrEmpty(path))
+        if (!PathRules.IsAbsolute(path, out var problem))
         {
-            throw VolumeException.Invalid(field, "is required");
-        }
-        if (path.Length > Validate.MaxPathLength)
-        {
-            throw VolumeException.Invalid(field, $"is longer than {Validate.MaxPathLength} characters");
-        }
-        if (path[0] != '/')
-        {
-            throw VolumeException.Invalid(field, "must be an absolute path");
-        }
-        if (path.Any(char.IsControl))
-        {
-            throw VolumeException.Invalid(field, "must not contain control characters");
+            throw VolumeException.Invalid(field, problem);
         }
         var trimmed = path.Length > 1 ? path.TrimEnd('/') : path;
         var segments = trimmed.Split('/')[1..];

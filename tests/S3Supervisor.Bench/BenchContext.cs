@@ -2,5 +2,5 @@ using S3Supervisor.TestKit;
 
 namespace S3Supervisor.Bench;
 
-/// <summary>What every benchmark shares: the S3 server and the baseline's s3fs settings.</summary>
-internal sealed record BenchContext(RgwServer Rgw, BareSettings Bare);
+/// <summary>What every benchmark shares: the S3 server (the baseline's bare s3fs mounts use it too).</summary>
+internal sealed record BenchContext(RgwServer Rgw);

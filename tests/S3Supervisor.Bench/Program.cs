@@ -48,19 +48,13 @@ Out.Note("S3Supervisor benchmark: every figure below was measured in this run; r
 await HostFacts.PrintAsync(ct);
 
 RgwServer? rgw = null;
-ScratchDirectory? scratch = null;
 var exitCode = 0;
 try
 {
     Out.Progress("starting the S3 test server (Ceph RGW on loopback)");
     rgw = await RgwServer.StartAsync(cancellationToken: ct);
     Out.Note($"S3 server: Ceph RGW at {rgw.Endpoint}, up in {Fmt.Ms(rgw.StartupTime)}");
-    scratch = await ScratchDirectory.CreateAsync("bench", ct);
-    var passwd = scratch.Combine("passwd");
-    await File.WriteAllTextAsync(passwd, string.Empty, ct);
-    File.SetUnixFileMode(passwd, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-    await File.WriteAllTextAsync(passwd, $"{rgw.AccessKey}:{rgw.SecretKey}\n", ct);
-    var context = new BenchContext(rgw, new BareSettings(rgw.Endpoint, rgw.Region, passwd));
+    var context = new BenchContext(rgw);
 
     if (options.Startup)
     {
@@ -86,18 +80,6 @@ catch (Exception e)
 finally
 {
     Out.Progress("cleaning up");
-    if (scratch is not null)
-    {
-        try
-        {
-            await scratch.DisposeAsync();
-        }
-        catch (InvalidOperationException e)
-        {
-            Console.Error.WriteLine($"bench: clean-up: {e.Message}");
-            exitCode = exitCode == 0 ? 1 : exitCode;
-        }
-    }
     if (rgw is not null)
     {
         await rgw.DisposeAsync();

@@ -196,7 +196,7 @@ internal static partial class RebuildBench
         // The baseline, on a quiet machine: the same prefixes, N bare s3fs at once.
         Out.Progress($"rebuild N={n} round {round}/{options.Rounds}: baseline, {n} bare s3fs in parallel");
         var targets = scenario.Volumes.Select((v, i) => new BareTarget(bucket, v.Volume.Spec.Csi.VolumeAttributes["prefix"], scratch.Combine("bare", $"v{i:00}"))).ToArray();
-        var bare = await BareS3fs.MountManyAsync(targets, context.Bare, options.Timeout, ct);
+        var bare = await BareS3fs.MountManyAsync(context.Rgw, targets, options.Timeout, ct);
         try
         {
             var times = bare.Select(m => m.MountTime).ToArray();

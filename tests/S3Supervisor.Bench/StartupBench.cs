@@ -28,7 +28,7 @@ internal static class StartupBench
         for (var i = 0; i <= options.Repeat; i++)
         {
             Out.Progress($"bare s3fs mount {(i == 0 ? "warm-up" : $"{i}/{options.Repeat}")}");
-            var mount = await BareS3fs.MountAsync(new BareTarget(Bucket, null, scratch.Combine($"bare-{i}")), context.Bare, mountTimeout, ct);
+            var mount = await BareS3fs.MountAsync(rgw, new BareTarget(Bucket, null, scratch.Combine($"bare-{i}")), mountTimeout, ct);
             await mount.DisposeAsync();
             if (i > 0)
             {
@@ -107,11 +107,11 @@ internal static class StartupBench
     {
         var rgw = context.Rgw;
         var layout = new SupervisorLayout(scratch.Combine("sv-mem"));
-        BareS3fs? bare = null;
+        S3fsMount? bare = null;
         SupervisorProcess? supervisor = null;
         try
         {
-            bare = await BareS3fs.MountAsync(new BareTarget(Bucket, null, scratch.Combine("bare-mem")), context.Bare, mountTimeout, ct);
+            bare = await BareS3fs.MountAsync(rgw, new BareTarget(Bucket, null, scratch.Combine("bare-mem")), mountTimeout, ct);
             supervisor = (await SupervisorProbe.StartAsync(layout, settings: null, Stopwatch.StartNew(), ct)).Supervisor;
             await Task.Delay(options.Settle, ct);
             var idle = Read(supervisor.Pid, "supervisor");

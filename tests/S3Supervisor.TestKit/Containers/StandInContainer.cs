@@ -223,7 +223,10 @@ public sealed class StandInContainer : IAsyncDisposable
             .ToList();
     }
 
-    /// <summary>The container's mount table (as the product's container repair reads it, via /proc/PID/mountinfo).</summary>
+    /// <summary>
+    /// The container's mount table, from the /proc/PID/mountinfo the product's container repair reads,
+    /// but parsed by <see cref="MountTable"/>, the tests' own parser: an oracle independent of the code under test.
+    /// </summary>
     public IReadOnlyList<MountEntry> ReadMountTable() => MountTable.Read(Pid);
 
     /// <summary>Kills the container; its mount namespace and every mount in it vanish with it.</summary>

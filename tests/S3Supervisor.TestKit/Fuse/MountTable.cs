@@ -55,10 +55,13 @@ public static class MountTable
     }
 
     /// <summary>The topmost mount at exactly <paramref name="mountPoint"/>, or null.</summary>
-    public static MountEntry? Find(string mountPoint, int? pid = null)
+    public static MountEntry? Find(string mountPoint, int? pid = null) => Find(Read(pid), mountPoint);
+
+    /// <summary>The topmost mount at exactly <paramref name="mountPoint"/> in a table already read, or null.</summary>
+    public static MountEntry? Find(IReadOnlyList<MountEntry> table, string mountPoint)
     {
         var full = Path.TrimEndingDirectorySeparator(mountPoint);
-        return Read(pid).LastOrDefault(e => e.MountPoint == full);
+        return table.LastOrDefault(e => e.MountPoint == full);
     }
 
     /// <summary>Every mount at or below <paramref name="directory"/>.</summary>
