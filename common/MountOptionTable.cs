@@ -121,12 +121,22 @@ public static class MountOptionTable
     public static readonly MountOption Dbglevel = Text("dbglevel", MountOptions.DbglevelFieldNumber, o => o.HasDbglevel, o => o.Dbglevel, (o, v) => o.Dbglevel = v,
         v => DebugLevels.Contains(v) ? null : $"must be one of {string.Join(", ", DebugLevels)}");
 
+    /// <summary>
+    /// Not an s3fs option: the memory limit of the volume's own cgroup ("memory_limit=256Mi", a
+    /// Kubernetes quantity), which the supervisor sets; s3fs is told nothing.
+    /// </summary>
+    public static readonly MountOption MemoryLimit = new("memory_limit", MountOptions.MemoryLimitBytesFieldNumber, o => o.HasMemoryLimitBytes,
+        (o, v, f) => o.MemoryLimitBytes = MemoryQuantity.TryParseBytes(TextValue(v, f), out var bytes, out var problem) ? (ulong)bytes : throw Validate.Invalid(f, problem),
+        o => o.MemoryLimitBytes < 16UL * 1024 * 1024 ? "must be at least 16Mi (s3fs needs that much to start)" : null,
+        o => string.Create(CultureInfo.InvariantCulture, $"memory_limit={o.MemoryLimitBytes}"),
+        (_, _) => []);
+
     /// <summary>Every row, in the order an options text is written.</summary>
     public static readonly IReadOnlyList<MountOption> All =
     [
         Uid, Gid, Umask, AllowOther, UsePathRequestStyle, StatCacheExpire, MaxStatCacheSize, MultipartSize, ParallelCount, MultireqMax,
         StorageClass, Sse, EnableNoobjCache, InsecureSkipTlsVerify, ConnectTimeout, ReadwriteTimeout, Retries, PublicBucket, UseCache,
-        EnableContentMd5, ReadOnly, Dbglevel,
+        EnableContentMd5, ReadOnly, Dbglevel, MemoryLimit,
     ];
 
     private static readonly Dictionary<string, MountOption> ByName = All.ToDictionary(o => o.Name, StringComparer.Ordinal);

@@ -171,7 +171,8 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         MemoryLimit(volume) is { } bytes ? $"{bytes / (1024 * 1024)} MiB" : "no limit set";
 
     /// <summary>The volume's own limit (volume context memoryLimit) or the node-wide ChildMemoryMax.</summary>
-    public long? MemoryLimit(ManagedVolume volume) => settings.ChildMemoryMaxBytes;
+    public long? MemoryLimit(ManagedVolume volume) =>
+        volume.Source.Options.HasMemoryLimitBytes ? (long)volume.Source.Options.MemoryLimitBytes : settings.ChildMemoryMaxBytes;
 
     /// <summary>The volume is gone for good: its cgroup and log file go too.</summary>
     public void Release(ManagedVolume volume) => launcher.Release(CgroupName(volume), LogPath(volume));
