@@ -21,7 +21,8 @@ public static class S3fsArguments
 
     /// <param name="passwdFile">Per-volume passwd file, or null for a public bucket.</param>
     /// <param name="cacheDirectory">Per-volume cache directory, used only with use_cache.</param>
-    public static IReadOnlyList<string> Build(VolumeSource source, string mountPoint, string? passwdFile, string? cacheDirectory)
+    /// <param name="tmpDirectory">Where s3fs keeps files being written until they are uploaded (its tmpdir); null keeps its /tmp.</param>
+    public static IReadOnlyList<string> Build(VolumeSource source, string mountPoint, string? passwdFile, string? cacheDirectory, string? tmpDirectory = null)
     {
         var o = source.Options ?? new MountOptions();
         var bucket = source.Prefix.Length == 0 ? source.Bucket : $"{source.Bucket}:/{source.Prefix}";
@@ -42,6 +43,10 @@ public static class S3fsArguments
         foreach (var option in Leading.Concat(Rest))
         {
             options.AddRange(option.S3fsArguments(o, cacheDirectory));
+        }
+        if (tmpDirectory is not null)
+        {
+            options.Add($"tmpdir={tmpDirectory}");
         }
         // -f: stay in the foreground, so the supervisor is the parent and learns of every exit.
         return [bucket, mountPoint, "-f", "-o", string.Join(',', options)];

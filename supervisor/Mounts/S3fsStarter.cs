@@ -36,7 +36,11 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
             cache = Path.Combine(settings.CacheDirectory, CredentialStore.FileName(volume.VolumeId));
             Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        var arguments = S3fsArguments.Build(volume.Source, mountPoint, passwd, cache);
+        // s3fs's files being written wait in its tmpdir until uploaded. Not the container's /tmp: an s3fs
+        // that outlives its supervisor's pod would be left with a directory kubelet deleted with the pod.
+        var tmp = Path.Combine(settings.StateDirectory, "tmp", CredentialStore.FileName(volume.VolumeId));
+        Directory.CreateDirectory(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var arguments = S3fsArguments.Build(volume.Source, mountPoint, passwd, cache, tmp);
         var child = launcher.Start(new S3fsLaunch(arguments, LogPath(volume), CgroupName(volume), MemoryLimit(volume)));
         volume.Child = child;
         LogChildStarted(volume.VolumeId, child.Pid, volume.StagingPath);
@@ -175,7 +179,18 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         volume.Source.Options.HasMemoryLimitBytes ? (long)volume.Source.Options.MemoryLimitBytes : settings.ChildMemoryMaxBytes;
 
     /// <summary>The volume is gone for good: its cgroup and log file go too.</summary>
-    public void Release(ManagedVolume volume) => launcher.Release(CgroupName(volume), LogPath(volume));
+    public void Release(ManagedVolume volume)
+    {
+        launcher.Release(CgroupName(volume), LogPath(volume));
+        try
+        {
+            Directory.Delete(Path.Combine(settings.StateDirectory, "tmp", CredentialStore.FileName(volume.VolumeId)), recursive: true);
+        }
+        catch (IOException)
+        {
+            // Gone already.
+        }
+    }
 
     /// <summary>The per-volume log file s3fs appends to: under the state directory (a hostPath), so it outlives a supervisor restart.</summary>
     public string LogPath(ManagedVolume volume) => Path.Combine(settings.StateDirectory, "logs", CredentialStore.FileName(volume.VolumeId) + ".log");
