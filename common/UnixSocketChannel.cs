@@ -14,6 +14,11 @@ public static class UnixSocketChannel
             ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(5),
             // Keep one connection alive; a restarted server is reconnected to on the next call.
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+            // With a ConnectCallback grpc-dotnet connects on each call that needs a connection (its
+            // passive transport): no reconnect back-off grows while the supervisor is down, so the first
+            // call after a restart reaches the new one (ChildAdoptionTests). Setting
+            // InitialReconnectBackoff/MaxReconnectBackoff on the channel options changed that (the
+            // plugin's Probe against a fake supervisor then timed out): leave them unset.
             ConnectCallback = async (_, cancellationToken) =>
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

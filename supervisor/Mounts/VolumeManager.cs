@@ -377,7 +377,19 @@ public sealed partial class VolumeManager : IAsyncDisposable
     {
         try
         {
-            return await _adoption.AdoptAsync(_journal.LoadEntries(), cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<JournalEntry> entries;
+            try
+            {
+                entries = _journal.LoadEntries();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Google.Protobuf.InvalidJsonException or Google.Protobuf.InvalidProtocolBufferException or FormatException)
+            {
+                // An unreadable journal must not stop the supervisor (that would stop serving every
+                // healthy mount): nothing is adopted, and the rebuild reports the journal itself.
+                LogJournalUnreadable(e.Message);
+                return [];
+            }
+            return await _adoption.AdoptAsync(entries, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -519,6 +531,9 @@ public sealed partial class VolumeManager : IAsyncDisposable
 
     private static string PodSuffix(PodRef? pod) =>
         pod is null || pod.Name.Length == 0 ? string.Empty : $" for pod {pod.Namespace}/{pod.Name}";
+
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Error, Message = "The journal cannot be read ({Reason}): no s3fs is adopted")]
+    private partial void LogJournalUnreadable(string reason);
 
     [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Stopping: the journal could not be written ({Reason}); the next supervisor rebuilds instead of adopting")]
     private partial void LogJournalAtShutdownFailed(string reason);

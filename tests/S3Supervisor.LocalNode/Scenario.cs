@@ -55,7 +55,8 @@ internal sealed class Scenario : IAsyncDisposable
         var node = new NodeSimulator(_layout.KubeletRoot);
         _supervisorSettings = _cluster.SupervisorSettings(node.NodeName, _layout.KubeletRoot);
         _supervisorSettings["Supervisor__HealthCheckInterval"] = "00:00:02";
-        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings);
+        // In a stand-in container cgroup of its own: step 10 kills it the way a runtime kills a container.
+        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
         _plugin = await PluginProcess.StartAsync(CsiSocket, _layout.SocketPath, node.NodeName);
         var probe = await _plugin.Identity.ProbeAsync(new ProbeRequest());
         var info = await _plugin.Identity.GetPluginInfoAsync(new GetPluginInfoRequest());
@@ -141,16 +142,35 @@ internal sealed class Scenario : IAsyncDisposable
         var stats = await _plugin.Node.NodeGetVolumeStatsAsync(new NodeGetVolumeStatsRequest { VolumeId = created.VolumeId, VolumePath = writerTarget });
         Check("new plugin serves the volume", stats.VolumeCondition?.Abnormal == false, $"VolumeCondition: {stats.VolumeCondition?.Message}");
 
-        Step("10. kill -9 the supervisor and its children (a container death): the rebuild restores everything");
+        Step("10. The supervisor's container is killed (SIGKILL to its cgroup) while the writer does I/O: s3fs lives in its own cgroup, nothing stops");
+        var (gapOps, gapFailures) = await IoWhileAsync(writer, async waitForOps =>
+        {
+            await _supervisor.KillCgroupLikeARuntimeAsync();
+            Say($"   killed every process in supervisor pid {_supervisor.Pid}'s container cgroup");
+            // Down until the container has done some I/O without a supervisor (not a fixed time).
+            await waitForOps(3, "container I/O while no supervisor runs");
+            await Task.Delay(SupervisorProcess.RestartDelay);
+            _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
+            Say($"   supervisor restarted as pid {_supervisor.Pid}");
+        });
+        var adopted = await _supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
+        Check("I/O never stopped across the supervisor's death", gapFailures == 0 && gapOps > 0, $"{gapOps} write+read operations, {gapFailures} failed");
+        Check("s3fs adopted, not restarted", adopted.Adopted && adopted.Pid == healed.Pid && adopted.State == VolumeState.Ready, $"same s3fs pid {adopted.Pid}, {adopted.Targets.Count} targets, cgroup {adopted.Cgroup}");
+
+        Step("11. kill -9 the supervisor and s3fs too (say a node-wide OOM): the rebuild restores everything");
         await writer.WriteFileAsync("/data/order-2.json", "{\"order\":2}");
-        // Dead for as long as a real restart takes (kubelet's back-off), not restarted at once.
-        await _supervisor.KillAndWaitLikeARuntimeAsync();
-        Say($"   killed supervisor pid {_supervisor.Pid} and its children; starting a new one {SupervisorProcess.RestartDelay.TotalSeconds:0} s later");
+        // Dead for as long as a real restart takes (kubelet's back-off), not restarted at once. The s3fs
+        // is not the new supervisor's child (it was adopted): it is killed by pid.
+        await _supervisor.KillCgroupLikeARuntimeAsync();
+        ProcessTree.Signal(adopted.Pid, 9);
+        await ProcessTree.WaitGoneAsync([adopted.Pid], TimeSpan.FromSeconds(10));
+        await Task.Delay(SupervisorProcess.RestartDelay);
+        Say($"   killed supervisor pid {_supervisor.Pid} and s3fs pid {adopted.Pid}; starting a new one {SupervisorProcess.RestartDelay.TotalSeconds:0} s later");
         var broken = await writer.ExecAsync("stat", "-t", "/data");
         Check("containers see the dead mount", broken.ExitCode != 0, broken.Stderr.Trim());
         _api.ClearEvents();
         var restart = Stopwatch.StartNew();
-        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings);
+        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
         var rebuilt = await _supervisor.WaitForStateAsync(created.VolumeId, VolumeState.Ready, TimeSpan.FromSeconds(60));
         var text = await RetryAsync(() => writer.ReadFileAsync("/data/order-2.json"));
         var ready = restart.ElapsedMilliseconds;
@@ -164,7 +184,7 @@ internal sealed class Scenario : IAsyncDisposable
         Check("Event on the pod", true, $"{recovered.InvolvedObject.Name}: {recovered.Reason}: {recovered.Message}");
         await PrintCliAsync("list");
 
-        Step("11. NodeUnpublish, NodeUnstage, DeleteVolume");
+        Step("12. NodeUnpublish, NodeUnstage, DeleteVolume");
         foreach (var (pod, target) in new[] { (writerPod, writerTarget), (readerPod, readerTarget) })
         {
             await _plugin.Node.NodeUnpublishVolumeAsync(new NodeUnpublishVolumeRequest { VolumeId = created.VolumeId, TargetPath = target });

@@ -122,4 +122,48 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
         await Eventually.WaitAsync(() => next.Output.Contains("vol-adopt-dead dropped", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the rebuild reports what it did with the volume", () => next.Output);
         Assert.DoesNotContain((await next.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes, v => v.VolumeId == "vol-adopt-dead");
     }
+
+    [SkippableFact]
+    public async Task SupervisorRestart_LongLivedClientChannelFailedMeanwhile_FirstCallAfterRestartSucceeds()
+    {
+        await StageAsync("vol-channel");
+        // The plugin's kind of channel: one for its whole life, which saw the supervisor go away.
+        using var channel = S3Supervisor.Common.UnixSocketChannel.Create(Layout.SocketPath, TimeSpan.FromSeconds(2));
+        var client = new S3Supervisor.Api.V1.Supervisor.SupervisorClient(channel);
+        await client.ListVolumesAsync(new ListVolumesRequest());
+        await Supervisor.KillSupervisorOnlyAsync();
+        var failed = 0;
+        var down = Stopwatch.StartNew();
+        while (down.Elapsed < SupervisorProcess.RestartDelay)
+        {
+            try
+            {
+                await client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(1));
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.DeadlineExceeded)
+            {
+                failed++;
+            }
+            await Task.Delay(100);
+        }
+        Assert.True(failed > 0, "no call failed while the supervisor was down");
+
+        await StartSupervisorAsync();
+
+        // Not retried: a channel left in a grown reconnect back-off would answer UNAVAILABLE here.
+        var list = await client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+        Assert.Single(list.Volumes);
+    }
+
+    [SkippableFact]
+    public async Task Start_JournalUnreadable_ServesAnywayAndSaysSo()
+    {
+        await Supervisor.StopAsync();
+        await File.WriteAllTextAsync(Path.Combine(Layout.StateDirectory, "journal.json"), "{ this is not a journal");
+
+        var next = await StartSupervisorAsync();
+
+        Assert.Empty((await next.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
+        Assert.Contains("The journal cannot be read", next.Output, StringComparison.Ordinal);
+    }
 }

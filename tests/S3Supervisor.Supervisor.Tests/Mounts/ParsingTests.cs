@@ -118,7 +118,7 @@ public sealed class ParsingTests
         Assert.Equal(
             "options.nonempty: is not an allowed mount option (allowed: uid, gid, umask, allow_other, use_path_request_style, stat_cache_expire, max_stat_cache_size, "
             + "multipart_size, parallel_count, multireq_max, storage_class, sse, enable_noobj_cache, insecure_skip_tls_verify, connect_timeout, readwrite_timeout, "
-            + "retries, public_bucket, use_cache, enable_content_md5, ro, dbglevel)",
+            + "retries, public_bucket, use_cache, enable_content_md5, ro, dbglevel, memory_limit)",
             error.Status.Detail);
     }
 
