@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace S3Supervisor.TestKit.Supervisor;
 
 /// <summary>
-/// `dotnet &lt;assembly&gt;` started with a given environment, every line it writes kept for assertions
+/// A product executable (<see cref="ProductBinary"/>: the NativeAOT binary, or `dotnet &lt;assembly&gt;`) started with a given environment, every line it writes kept for assertions
 /// (such as "no secret in the log"), stopped with SIGTERM then SIGKILL. The supervisor and plugin
 /// fixtures are built on it.
 /// </summary>
@@ -35,15 +35,14 @@ public sealed class CapturedProcess : IDisposable
         }
     }
 
-    public static CapturedProcess StartDotnet(string assembly, IEnumerable<KeyValuePair<string, string>> environment)
+    public static CapturedProcess Start(ProductBinary binary, IEnumerable<KeyValuePair<string, string>> environment)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(assembly);
+        var info = binary.StartInfo();
         foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;
         }
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {assembly}");
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {binary.Describe()}");
         var captured = new CapturedProcess(process);
         process.OutputDataReceived += (_, e) => captured.Append(e.Data);
         process.ErrorDataReceived += (_, e) => captured.Append(e.Data);
