@@ -21,6 +21,7 @@ try
 {
     var app = builder.Build();
     app.MapCsiPlugin();
+    S3Supervisor.Common.StartupMemory.ReleaseWhenStarted(app.Lifetime);
     await app.RunAsync().ConfigureAwait(false);
     return 0;
 }

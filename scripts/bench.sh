@@ -2,8 +2,9 @@
 # bench.sh - the benchmark of issues 2 and 4 (never a timed test): installs what it needs, builds
 # tests/S3Supervisor.Bench (Release, warnings are errors) and runs it. It prints, on stdout:
 #   - the host facts (cores, kernel, s3fs, Ceph, .NET);
-#   - startup: supervisor spawn-to-answering time and its memory idle and with volumes staged,
-#     next to a bare s3fs mount measured in the same run;
+#   - startup: supervisor spawn-to-answering time, plugin spawn-to-Probe-ready time, the supervisor's
+#     memory idle and with volumes staged, NativeAOT and JIT side by side, next to a bare s3fs mount
+#     measured in the same run;
 #   - rebuild: kill -9 of the supervisor with N volumes published to 2 stand-in containers, time
 #     to all N Ready and to every container view restored, next to N bare s3fs mounted in parallel.
 # Progress goes to stderr. Needs root (mounts, mount namespaces, the Ceph daemons) and /dev/fuse.
@@ -15,6 +16,7 @@
 # Environment:
 #   BENCH_TIMEOUT=10m        the run is stopped (and cleans up) after this
 #   INSTALL_DEPS_SKIP=1      do not check/install packages
+#   BENCH_NO_PUBLISH=1       do not run scripts/publish.sh first
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +39,12 @@ command -v dotnet >/dev/null 2>&1 || fail "dotnet is not on PATH (install the .N
 echo "== build" >&2
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 dotnet build tests/S3Supervisor.Bench -c Release -nologo -clp:ErrorsOnly >&2 || fail "build failed"
+# The NativeAOT binaries that ship, measured beside the JIT build (BENCH_NO_PUBLISH=1: use what
+# .work/publish has, or measure the JIT alone when it has nothing current).
+if [ "${BENCH_NO_PUBLISH:-0}" != 1 ]; then
+  echo "== publish (NativeAOT)" >&2
+  bash scripts/publish.sh >&2 || fail "publish failed"
+fi
 bench=$(dotnet msbuild tests/S3Supervisor.Bench -nologo -p:Configuration=Release -getProperty:TargetPath) ||
   fail "could not find the built benchmark"
 [ -f "$bench" ] || fail "the built benchmark is missing: $bench"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh - install what the tests and the local demo need on Debian/Ubuntu:
-# s3fs + FUSE, and the Ceph packages for the throwaway S3 server (radosgw on loopback, see
-# tests/S3Supervisor.TestKit/Rgw/RgwServer.cs). Idempotent: when everything is present it only
+# s3fs + FUSE, the Ceph packages for the throwaway S3 server (radosgw on loopback, see
+# tests/S3Supervisor.TestKit/Rgw/RgwServer.cs), and clang, lld and zlib1g-dev for the NativeAOT
+# publish (scripts/publish.sh: the native compiler's output is linked with clang and lld). Idempotent: when everything is present it only
 # checks (well under a second) and touches nothing. Never starts a Ceph service: Debian's
 # postinst scripts do not, and a temporary policy-rc.d makes sure no init script does either.
 #
 # Environment: INSTALL_DEPS_SKIP=1 skips everything (e.g. a machine prepared by other means).
 set -euo pipefail
 
-PKGS=(s3fs fuse3 ceph-mon ceph-osd ceph-mgr radosgw ceph-common curl util-linux iproute2 procps)
+PKGS=(s3fs fuse3 ceph-mon ceph-osd ceph-mgr radosgw ceph-common curl util-linux iproute2 procps clang lld zlib1g-dev)
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -28,7 +29,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   log "not a Debian-based system (no dpkg-query): install ${PKGS[*]} yourself"
   missing=()
-  for b in s3fs ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph setsid unshare nsenter; do
+  for b in s3fs ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph setsid unshare nsenter clang ld.lld; do
     command -v "$b" >/dev/null 2>&1 || missing+=("$b")
   done
   if ((${#missing[@]})); then

@@ -12,4 +12,6 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # Leftovers of an aborted earlier run (daemons, mounts) whose owner process is gone.
 bash scripts/sweep-test-dirs.sh sweep-stale "${TMPDIR:-/tmp}/s3supervisor-tests" >/dev/null 2>&1 || true
 dotnet build tests/S3Supervisor.LocalNode -c Release -nologo -clp:ErrorsOnly
+# The binaries that ship (NativeAOT): the local node starts them (and `dotnet x.dll` only without them).
+bash scripts/publish.sh
 exec dotnet tests/S3Supervisor.LocalNode/bin/Release/net10.0/linux-x64/S3Supervisor.LocalNode.dll "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - the test command (README, .ci/run): installs what the tests need, builds the
-# solution (Release, warnings are errors), runs every test project and ends with one line
+# solution (Release, warnings are errors), publishes the NativeAOT binaries that ship
+# (scripts/publish.sh; the integration tests run those), runs every test project and ends with one line
 #   Tests: N passed, N failed, N skipped
 # Exits non-zero if the build failed, any test failed, the run was aborted or hung, or no test ran.
 # Integration tests need root (mounts, mount namespaces, the Ceph daemons); without it they skip.
@@ -10,6 +11,7 @@
 #   TEST_TIMEOUT=15m                  the whole test run is stopped after this (suite target: < 20 min)
 #   S3SUPERVISOR_TESTS_STRICT=1       a missing prerequisite fails a test instead of skipping it
 #   INSTALL_DEPS_SKIP=1               do not check/install packages
+#   S3SUPERVISOR_BINARIES=jit         skip the publish; the tests run `dotnet x.dll` (JIT) instead
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,6 +52,18 @@ echo "== build"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 dotnet build S3Supervisor.sln -c Release -nologo -clp:ErrorsOnly ||
   fail_early "build failed"
+
+if [ "${S3SUPERVISOR_BINARIES:-}" = jit ]; then
+  echo "== publish: skipped (S3SUPERVISOR_BINARIES=jit)"
+else
+  echo "== publish (NativeAOT)"
+  publish_start=$SECONDS
+  bash scripts/publish.sh || fail_early "publish failed"
+  echo "== publish took $((SECONDS - publish_start)) s"
+  # The test kit takes these and no JIT fallback: a test run meant for the binaries that ship must not
+  # quietly test something else.
+  export S3SUPERVISOR_BINARIES=aot
+fi
 
 echo "== test"
 rm -rf "$RESULTS"

@@ -66,5 +66,6 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException or Inv
 var options = app.Services.GetRequiredService<IOptions<SupervisorOptions>>().Value;
 SupervisorHosting.SecureSocket(options);
 app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPath);
+StartupMemory.ReleaseWhenStarted(app.Lifetime);
 await app.WaitForShutdownAsync();
 return 0;

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Supervisor;
 
 namespace S3Supervisor.Bench;
 
@@ -19,7 +20,8 @@ internal static class HostFacts
         table.Add("s3fs", await FirstLineAsync("s3fs", ["--version"], cancellationToken));
         table.Add("radosgw", await FirstLineAsync("radosgw", ["--version"], cancellationToken));
         table.Add(".NET", RuntimeInformation.FrameworkDescription);
-        table.Add("supervisor", $"{S3Supervisor.TestKit.Supervisor.SupervisorProcess.BinaryPath} (dotnet, JIT)");
+        table.Add("supervisor (JIT)", ProductBinary.ForSupervisor(BinaryKind.Jit).Describe());
+        table.Add("supervisor (AOT)", ProductBinary.AotAvailable(out var missing) ? ProductBinary.ForSupervisor(BinaryKind.Aot).Describe() : $"not measured: {missing}");
         table.Add("load average", LoadAverage);
         table.Add("date (UTC)", DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture));
         Out.Write(table);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using S3Supervisor.Bench;
 using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Supervisor;
 
 BenchOptions options;
 try
@@ -37,10 +38,13 @@ if (missing is not null)
     Console.Error.WriteLine($"bench: cannot run: {missing}");
     return 2;
 }
-if (!File.Exists(S3Supervisor.TestKit.Supervisor.SupervisorProcess.BinaryPath))
+foreach (var jit in new[] { ProductBinary.ForSupervisor(BinaryKind.Jit), ProductBinary.ForPlugin(BinaryKind.Jit) })
 {
-    Console.Error.WriteLine($"bench: {S3Supervisor.TestKit.Supervisor.SupervisorProcess.BinaryPath} is missing (build tests/S3Supervisor.Bench, which references the supervisor)");
-    return 2;
+    if (!File.Exists(jit.Path))
+    {
+        Console.Error.WriteLine($"bench: {jit.Path} is missing (build tests/S3Supervisor.Bench, which references the supervisor and the plugin)");
+        return 2;
+    }
 }
 
 var total = Stopwatch.StartNew();

@@ -16,15 +16,15 @@ internal static class SupervisorProbe
 {
     public sealed record Started(SupervisorProcess Supervisor, TimeSpan Listening);
 
-    /// <summary>Starts a supervisor; <paramref name="clock"/> (started by the caller just before) dates the first answer.</summary>
-    public static async Task<Started> StartAsync(SupervisorLayout layout, IDictionary<string, string>? settings, Stopwatch clock, CancellationToken cancellationToken)
+    /// <summary>Starts a supervisor (<paramref name="kind"/>: AOT or JIT, the test kit's choice when null); <paramref name="clock"/> (started by the caller just before) dates the first answer.</summary>
+    public static async Task<Started> StartAsync(SupervisorLayout layout, IDictionary<string, string>? settings, Stopwatch clock, CancellationToken cancellationToken, BinaryKind? kind = null)
     {
         using var stopProbe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var probe = Task.Run(() => FirstAnswerAsync(layout.SocketPath, clock, stopProbe.Token), CancellationToken.None);
         SupervisorProcess supervisor;
         try
         {
-            supervisor = await SupervisorProcess.StartAsync(layout, settings, TimeSpan.FromSeconds(60));
+            supervisor = await SupervisorProcess.StartAsync(layout, settings, TimeSpan.FromSeconds(60), kind: kind);
         }
         catch
         {
@@ -78,7 +78,7 @@ internal static class SupervisorProbe
         }
     }
 
-    private static bool CanConnect(UnixDomainSocketEndPoint endpoint)
+    internal static bool CanConnect(UnixDomainSocketEndPoint endpoint)
     {
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try

@@ -278,7 +278,7 @@ internal sealed class Scenario : IAsyncDisposable
 
     private async Task PrintCliAsync(string verb)
     {
-        var info = new ProcessStartInfo("dotnet", [SupervisorProcess.BinaryPath, verb, "--socket", _layout.SocketPath]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = SupervisorProcess.Binary.StartInfo(verb, "--socket", _layout.SocketPath);
         using var cli = Process.Start(info)!;
         var output = await cli.StandardOutput.ReadToEndAsync();
         await cli.WaitForExitAsync();

@@ -45,14 +45,8 @@ public sealed class OperatorCliTests : SupervisorTestBase
 
     private async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(SupervisorProcess.BinaryPath);
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-        info.ArgumentList.Add("--socket");
-        info.ArgumentList.Add(Layout.SocketPath);
+        // The CLI is a verb of the supervisor's own binary (NativeAOT when published).
+        var info = SupervisorProcess.Binary.StartInfo([.. args, "--socket", Layout.SocketPath]);
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace S3Supervisor.TestKit.Supervisor;
 
 /// <summary>
-/// `dotnet &lt;assembly&gt;` started with a given environment, every line it writes kept for assertions
+/// A product executable (<see cref="ProductBinary"/>: the NativeAOT binary, or `dotnet &lt;assembly&gt;`) started with a given environment, every line it writes kept for assertions
 /// (such as "no secret in the log"), stopped with SIGTERM then SIGKILL. The supervisor and plugin
 /// fixtures are built on it.
 /// </summary>
@@ -36,29 +36,36 @@ public sealed class CapturedProcess : IDisposable
     }
 
     /// <summary>
-    /// Starts `dotnet <paramref name="assembly"/>`. With <paramref name="joinCgroups"/> (cgroup.procs files)
-    /// a shell writes its own pid to each and then execs dotnet, so the process is in those cgroups
-    /// before its first instruction, as a container runtime places a container's first process.
+    /// Starts <paramref name="binary"/> (the AOT binary, or `dotnet x.dll`). With <paramref name="joinCgroups"/>
+    /// (cgroup.procs files) a shell writes its own pid to each and then execs the binary, so the process is
+    /// in those cgroups before its first instruction, as a container runtime places a container's first process.
     /// </summary>
-    public static CapturedProcess StartDotnet(string assembly, IEnumerable<KeyValuePair<string, string>> environment, IReadOnlyList<string>? joinCgroups = null)
+    public static CapturedProcess Start(ProductBinary binary, IEnumerable<KeyValuePair<string, string>> environment, IReadOnlyList<string>? joinCgroups = null)
     {
-        var info = new ProcessStartInfo(joinCgroups is null ? "dotnet" : "/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = binary.StartInfo();
         if (joinCgroups is not null)
         {
+            var command = new[] { info.FileName }.Concat(info.ArgumentList).ToArray();
+            info.FileName = "/bin/sh";
+            info.ArgumentList.Clear();
             info.ArgumentList.Add("-c");
-            info.ArgumentList.Add("a=$1; shift; for f in \"$@\"; do echo $$ > \"$f\" || exit 125; done; exec dotnet \"$a\"");
+            info.ArgumentList.Add("n=$1; shift; i=0; for f in \"$@\"; do i=$((i+1)); [ $i -gt $n ] && break; echo $$ > \"$f\" || exit 125; done; shift $n; exec \"$@\"");
             info.ArgumentList.Add("sh");
-        }
-        info.ArgumentList.Add(assembly);
-        foreach (var file in joinCgroups ?? [])
-        {
-            info.ArgumentList.Add(file);
+            info.ArgumentList.Add(joinCgroups.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            foreach (var file in joinCgroups)
+            {
+                info.ArgumentList.Add(file);
+            }
+            foreach (var part in command)
+            {
+                info.ArgumentList.Add(part);
+            }
         }
         foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;
         }
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {assembly}");
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {binary.Describe()}");
         var captured = new CapturedProcess(process);
         process.OutputDataReceived += (_, e) => captured.Append(e.Data);
         process.ErrorDataReceived += (_, e) => captured.Append(e.Data);

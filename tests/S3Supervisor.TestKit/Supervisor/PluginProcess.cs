@@ -7,8 +7,8 @@ using S3Supervisor.Common;
 namespace S3Supervisor.TestKit.Supervisor;
 
 /// <summary>
-/// The real CSI plugin process (`dotnet s3csi-plugin.dll`, copied next to the test assembly by the
-/// project reference) on a CSI socket of its own, talking to a supervisor's socket. It can be killed
+/// The real CSI plugin process (<see cref="ProductBinary.ForPlugin"/>: the NativeAOT binary when published,
+/// else `dotnet s3csi-plugin.dll`, copied next to the test assembly by the project reference) on a CSI socket of its own, talking to a supervisor's socket. It can be killed
 /// with SIGKILL and started again on the same socket, as kubelet restarts a container.
 /// </summary>
 public sealed class PluginProcess : IAsyncDisposable
@@ -40,11 +40,13 @@ public sealed class PluginProcess : IAsyncDisposable
 
     public string Output => _process.Output;
 
-    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3csi-plugin.dll");
+    /// <summary>The executable the tests run (the AOT binary when published).</summary>
+    public static ProductBinary Binary => ProductBinary.ForPlugin();
 
     /// <param name="socketPath">The plugin's CSI socket (kubelet's csi.sock).</param>
     /// <param name="supervisorSocket">The supervisor's socket.</param>
-    public static async Task<PluginProcess> StartAsync(string socketPath, string supervisorSocket, string nodeId = "node-a", IDictionary<string, string>? settings = null, TimeSpan? timeout = null)
+    /// <param name="kind">AOT or JIT (the benchmark compares them); <see cref="Binary"/> by default.</param>
+    public static async Task<PluginProcess> StartAsync(string socketPath, string supervisorSocket, string nodeId = "node-a", IDictionary<string, string>? settings = null, TimeSpan? timeout = null, BinaryKind? kind = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         var environment = new Dictionary<string, string>
@@ -59,7 +61,7 @@ public sealed class PluginProcess : IAsyncDisposable
         {
             environment[key] = value;
         }
-        var process = CapturedProcess.StartDotnet(BinaryPath, environment);
+        var process = CapturedProcess.Start(ProductBinary.ForPlugin(kind), environment);
         var plugin = new PluginProcess(process, socketPath);
         var stopwatch = Stopwatch.StartNew();
         while (true)

@@ -36,7 +36,8 @@ public sealed class SupervisorLayout
 }
 
 /// <summary>
-/// A real s3supervisor process (the built binary, run with `dotnet s3supervisor.dll`) on a socket
+/// A real s3supervisor process (<see cref="ProductBinary.ForSupervisor"/>: the NativeAOT binary that ships
+/// when it is published, else `dotnet s3supervisor.dll`) on a socket
 /// in a throwaway directory. <see cref="KillAsync"/> kills it and every child like a container
 /// runtime does when the container dies; dispose stops it and clears every mount under its root.
 /// Started with <c>ownCgroup</c>, it runs in a stand-in container's cgroup (<see cref="Cgroup"/>, every
@@ -73,22 +74,23 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// <summary>Everything the supervisor wrote (JSON log lines), for assertions such as "no secret in the log".</summary>
     public string Output => _process.Output;
 
-    /// <summary>Path of the built supervisor (copied next to the test assembly by the project reference).</summary>
-    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "s3supervisor.dll");
+    /// <summary>The executable the tests run (the AOT binary when published; the JIT assembly is copied next to the test assembly by the project reference).</summary>
+    public static ProductBinary Binary => ProductBinary.ForSupervisor();
 
     /// <summary>
     /// Starts a supervisor on <paramref name="layout"/> (a new temp root when null) and waits until its
     /// socket answers. With <paramref name="ownCgroup"/> it runs in a fresh <see cref="TestCgroup"/> of its
-    /// own in every hierarchy, joined before dotnet starts, like a container's first process (needs root).
+    /// own in every hierarchy, joined before the binary starts, like a container's first process (needs root);
+    /// <paramref name="kind"/> chooses AOT or JIT (the benchmark compares them), <see cref="Binary"/> by default.
     /// </summary>
-    public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null, bool ownCgroup = false)
+    public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null, bool ownCgroup = false, BinaryKind? kind = null)
     {
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
         var cgroup = ownCgroup ? await TestCgroup.CreateAsync("container").ConfigureAwait(false) : null;
         SupervisorProcess supervisor;
         try
         {
-            supervisor = new SupervisorProcess(CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings), cgroup?.ProcsFiles), layout, cgroup);
+            supervisor = new SupervisorProcess(CapturedProcess.Start(ProductBinary.ForSupervisor(kind), Environment(layout, settings), cgroup?.ProcsFiles), layout, cgroup);
         }
         catch
         {
@@ -118,7 +120,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// </summary>
     public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(SupervisorLayout layout, IDictionary<string, string>? settings, TimeSpan timeout)
     {
-        using var process = CapturedProcess.StartDotnet(BinaryPath, Environment(layout, settings));
+        using var process = CapturedProcess.Start(Binary, Environment(layout, settings));
         using var cts = new CancellationTokenSource(timeout);
         try
         {
