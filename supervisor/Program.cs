@@ -68,4 +68,7 @@ SupervisorHosting.SecureSocket(options);
 app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPath);
 StartupMemory.ReleaseWhenStarted(app.Lifetime);
 await app.WaitForShutdownAsync();
+// Disposing the host flushes the console logger's queue: without it the last lines of a stop (what
+// was left running, what was unmounted) can be lost when the process exits.
+await app.DisposeAsync();
 return 0;
