@@ -68,4 +68,11 @@ SupervisorHosting.SecureSocket(options);
 app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPath);
 StartupMemory.ReleaseWhenStarted(app.Lifetime);
 await app.WaitForShutdownAsync();
+// The host is not disposed (that would stop every volume a second time). The console logger writes
+// from a queue of its own: flush it, or the last lines of the shutdown are lost when the process exits
+// right after them (the NativeAOT binary exits fast enough to lose them).
+foreach (var provider in app.Services.GetServices<ILoggerProvider>())
+{
+    provider.Dispose();
+}
 return 0;
