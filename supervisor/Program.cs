@@ -69,6 +69,8 @@ app.Logger.LogInformation("s3supervisor listening on {Socket}", options.SocketPa
 StartupMemory.ReleaseWhenStarted(app.Lifetime);
 await app.WaitForShutdownAsync();
 // Disposing the host flushes the console logger's queue: without it the last lines of a stop (what
-// was left running, what was unmounted) can be lost when the process exits.
+// was left running, what was unmounted) can be lost when the process exits (the NativeAOT binary exits
+// fast enough to lose them). Safe since SIGTERM no longer stops children: disposing the volume manager
+// after its shutdown does nothing more.
 await app.DisposeAsync();
 return 0;
