@@ -12,8 +12,6 @@ namespace S3Supervisor.Supervisor.Interop;
 internal static unsafe partial class Libc
 {
     private const int CLONE_NEWCGROUP = 0x02000000;
-    private const int O_WRONLY = 1;
-    private const int O_TRUNC = 0x200;
 
     /// <summary>mkdir(path, 0755): 0 when it was made, else the errno (EEXIST: it is already there).</summary>
     public static int MakeDirectoryErrno(string path)
@@ -47,16 +45,9 @@ internal static unsafe partial class Libc
     /// Writes <paramref name="value"/> to a control file in one write(2), as cgroup files want
     /// (each write is one command: a pid for cgroup.procs, "+memory" for cgroup.subtree_control).
     /// Opened with O_TRUNC as runc does: harmless on cgroupfs, and a plain file (a test's fake tree)
-    /// then holds exactly the last value written.
-    /// Throws an <see cref="InteropException"/> with the errno and the path.
+    /// then holds exactly the last value written. Hands back the errno (0 on success) for the caller
+    /// to judge (ChildCgroups names the hierarchy in its error).
     /// </summary>
-    public static void WriteControlFile(string path, string value)
-    {
-        var error = WriteControlFileErrno(path, value);
-        CheckIo(error, "write", path);
-    }
-
-    /// <summary>As <see cref="WriteControlFile"/>, but hands back the errno (0 on success) for the caller to judge.</summary>
     public static int WriteControlFileErrno(string path, string value)
     {
         var p = Utf8(path);
@@ -64,7 +55,7 @@ internal static unsafe partial class Libc
         int error;
         fixed (byte* b = p)
         {
-            while (Interrupted(fd = LibC.open(b, O_WRONLY | O_TRUNC | LibC.O_CLOEXEC, 0), out error))
+            while (Interrupted(fd = LibC.open(b, LibC.O_WRONLY | LibC.O_TRUNC | LibC.O_CLOEXEC, 0), out error))
             {
             }
         }
@@ -138,14 +129,6 @@ internal static unsafe partial class Libc
         {
             _ = LibC.close(fd);
         }
-    }
-
-    /// <summary>As <see cref="ReadControlFileErrno"/>, throwing an <see cref="InteropException"/> naming the path.</summary>
-    public static string ReadControlFile(string path)
-    {
-        var error = ReadControlFileErrno(path, out var text);
-        CheckIo(error, "read", path);
-        return text;
     }
 
     /// <summary>setns(fd, CLONE_NEWCGROUP) for the calling thread alone (see <see cref="CgroupNamespaceThread"/>).</summary>

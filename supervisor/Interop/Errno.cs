@@ -11,6 +11,7 @@ public static partial class Errno
     public const int EINTR = 4;
     public const int EIO = 5;
     public const int EBADF = 9;
+    public const int ECHILD = 10;
     public const int EAGAIN = 11;
     public const int EACCES = 13;
     public const int EBUSY = 16;
@@ -37,6 +38,7 @@ public static partial class Errno
         EINTR => "EINTR",
         EIO => "EIO",
         EBADF => "EBADF",
+        ECHILD => "ECHILD",
         EAGAIN => "EAGAIN",
         EACCES => "EACCES",
         EBUSY => "EBUSY",

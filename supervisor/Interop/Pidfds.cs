@@ -19,7 +19,6 @@ internal static unsafe partial class Libc
     private const int CLD_EXITED = 1;
     private const int CLD_KILLED = 2;
     private const int CLD_DUMPED = 3;
-    private const int ECHILD = 10;
 
     /// <summary>pidfd_open(2); null when the process is gone.</summary>
     public static FileDescriptorHandle? PidfdOpen(int pid)
@@ -67,7 +66,7 @@ internal static unsafe partial class Libc
         while (Interrupted(WaitId(P_PIDFD, (uint)fd.Fd, info, WEXITED | WNOHANG), out error))
         {
         }
-        if (error == ECHILD)
+        if (error == Errno.ECHILD)
         {
             return null;
         }
@@ -141,6 +140,14 @@ internal static unsafe partial class Libc
         {
             _disposed = true;
             _epoll.Dispose();
+            lock (_registered)
+            {
+                foreach (var entry in _registered.Values)
+                {
+                    entry.Handle.DangerousRelease();
+                }
+                _registered.Clear();
+            }
         }
 
         private void Forget(long key)
@@ -195,12 +202,25 @@ internal static unsafe partial class Libc
                             continue;
                         }
                     }
-                    using (var epoll = new FdLease(_epoll))
+                    try
                     {
+                        using var epoll = new FdLease(_epoll);
                         _ = EpollCtl(epoll.Fd, EPOLL_CTL_DEL, (int)entry.Handle.DangerousGetHandle(), null);
                     }
-                    entry.Handle.DangerousRelease();
-                    entry.Ready();
+                    catch (ObjectDisposedException)
+                    {
+                        // The watcher is going away; the descriptor is still ours until released below.
+                    }
+                    // Ready first: it may still use the descriptor (a pidfd is reaped through it), which the
+                    // release would close if its owner disposed it meanwhile.
+                    try
+                    {
+                        entry.Ready();
+                    }
+                    finally
+                    {
+                        entry.Handle.DangerousRelease();
+                    }
                 }
             }
         }

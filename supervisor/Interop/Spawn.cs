@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace S3Supervisor.Supervisor.Interop;
 
@@ -14,10 +15,8 @@ internal static unsafe partial class Libc
     private const short POSIX_SPAWN_SETSIGDEF = 0x04;
     private const short POSIX_SPAWN_SETSIGMASK = 0x08;
     private const short POSIX_SPAWN_SETSID = 0x80;
-    private const int O_CREAT = 0x40;
-    private const int O_APPEND = 0x400;
 
-    // glibc x86_64/aarch64: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t
+    // glibc x86_64: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t
     // 128; the buffers are larger so a libc with bigger structures still has room.
     private const int FileActionsSize = 256;
     private const int AttributesSize = 512;
@@ -31,47 +30,49 @@ internal static unsafe partial class Libc
         var all = stackalloc byte[SigsetSize];
         var none = stackalloc byte[SigsetSize];
         var devNull = Utf8("/dev/null");
+        var root = Utf8("/");
         var output = Utf8(outputPath);
         var path = Utf8(file);
-        var argv = NativeStrings([file, .. arguments]);
-        var envp = NativeStrings(environment);
-        Check(FileActionsInit(actions), "posix_spawn_file_actions_init", file);
-        Check(AttributesInit(attributes), "posix_spawnattr_init", file);
+        // posix_spawn and its helpers return the error number; they do not set errno.
+        CheckIo(FileActionsInit(actions), "posix_spawn_file_actions_init", file);
+        var attributesMade = false;
+        byte** argv = null;
+        byte** envp = null;
         try
         {
-            fixed (byte* n = devNull, o = output)
+            CheckIo(AttributesInit(attributes), "posix_spawnattr_init", file);
+            attributesMade = true;
+            fixed (byte* n = devNull, o = output, r = root)
             {
-                Check(AddOpen(actions, 0, n, 0, 0), "posix_spawn_file_actions_addopen", "/dev/null");
-                Check(AddOpen(actions, 1, o, O_WRONLY | O_CREAT | O_APPEND, 0x180), "posix_spawn_file_actions_addopen", outputPath);
-                Check(AddDup2(actions, 1, 2), "posix_spawn_file_actions_adddup2", outputPath);
+                CheckIo(AddOpen(actions, 0, n, LibC.O_RDONLY, 0), "posix_spawn_file_actions_addopen", "/dev/null");
+                CheckIo(AddOpen(actions, 1, o, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND, 0x180), "posix_spawn_file_actions_addopen", outputPath);
+                CheckIo(AddDup2(actions, 1, 2), "posix_spawn_file_actions_adddup2", outputPath);
+                // Not the supervisor's working directory: nothing of its container's file system.
+                CheckIo(AddChdir(actions, r), "posix_spawn_file_actions_addchdir_np", "/");
             }
             _ = SigFillSet(all);
             _ = SigEmptySet(none);
-            Check(SetSigDefault(attributes, all), "posix_spawnattr_setsigdefault", file);
-            Check(SetSigMask(attributes, none), "posix_spawnattr_setsigmask", file);
-            Check(SetFlags(attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID), "posix_spawnattr_setflags", file);
+            CheckIo(SetSigDefault(attributes, all), "posix_spawnattr_setsigdefault", file);
+            CheckIo(SetSigMask(attributes, none), "posix_spawnattr_setsigmask", file);
+            CheckIo(SetFlags(attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID), "posix_spawnattr_setflags", file);
+            argv = NativeStrings([file, .. arguments]);
+            envp = NativeStrings(environment);
             int pid;
             fixed (byte* p = path)
             {
-                // posix_spawn returns the error number; it does not set errno.
-                Check(SpawnP(&pid, p, actions, attributes, argv, envp), "posix_spawnp", file);
+                CheckIo(SpawnP(&pid, p, actions, attributes, argv, envp), "posix_spawnp", file);
             }
             return pid;
         }
         finally
         {
             _ = FileActionsDestroy(actions);
-            _ = AttributesDestroy(attributes);
+            if (attributesMade)
+            {
+                _ = AttributesDestroy(attributes);
+            }
             FreeNativeStrings(argv);
             FreeNativeStrings(envp);
-        }
-    }
-
-    private static void Check(int error, string operation, string path)
-    {
-        if (error != 0)
-        {
-            throw new InteropException(operation, error, path);
         }
     }
 
@@ -87,6 +88,10 @@ internal static unsafe partial class Libc
 
     private static void FreeNativeStrings(byte** array)
     {
+        if (array == null)
+        {
+            return;
+        }
         for (var i = 0; array[i] != null; i++)
         {
             Marshal.FreeCoTaskMem((nint)array[i]);
@@ -105,6 +110,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_addopen")]
     private static partial int AddOpen(byte* actions, int fd, byte* path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_addchdir_np")]
+    private static partial int AddChdir(byte* actions, byte* path);
 
     [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_adddup2")]
     private static partial int AddDup2(byte* actions, int fd, int newFd);

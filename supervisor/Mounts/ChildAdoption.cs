@@ -40,9 +40,17 @@ internal sealed partial class ChildAdoption(
         var adopted = new ConcurrentBag<string>();
         await Parallel.ForEachAsync(candidates, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (entry, ct) =>
         {
-            if (await TryAdoptAsync(entry, mounts, ct).ConfigureAwait(false))
+            try
             {
-                adopted.Add(entry.Volume.VolumeId);
+                if (await TryAdoptAsync(entry, mounts, ct).ConfigureAwait(false))
+                {
+                    adopted.Add(entry.Volume.VolumeId);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                // One volume that cannot be taken over goes to the rebuild; it never stops the start.
+                LogNotAdopted(entry.Volume.VolumeId, entry.Child!.Pid, e.Message);
             }
         }).ConfigureAwait(false);
         LogAdopted(adopted.Count, candidates.Length, time.GetElapsedTime(started).TotalMilliseconds);
@@ -58,34 +66,64 @@ internal sealed partial class ChildAdoption(
             LogNotAdopted(record.VolumeId, entry.Child!.Pid, reason);
             return false;
         }
-        var problem = await CheckMountAsync(record.StagingPath, entry.Device, mounts, cancellationToken).ConfigureAwait(false);
-        if (problem is not null)
+        ManagedVolume? taken = null;
+        try
         {
-            LogNotAdopted(record.VolumeId, child.Pid, problem + "; stopping it, the rebuild starts a new one");
+            var problem = reason.Length > 0 ? reason : await CheckMountAsync(record.StagingPath, entry.Device, mounts, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                LogNotAdopted(record.VolumeId, child.Pid, problem + "; stopping it, the rebuild starts a new one");
+                await child.StopAsync(starter.HealGrace).ConfigureAwait(false);
+                child.Dispose();
+                return false;
+            }
+            var (volume, _, held) = await table.AcquireAsync(record.VolumeId, wait: true, cancellationToken).ConfigureAwait(false);
+            await using var lease = held;
+            taken = volume;
+            volume.StagingPath = record.StagingPath;
+            volume.Source = record.Source;
+            volume.Device = entry.Device;
+            volume.Child = child;
+            volume.OomKillsSeen = launcher.OomKills(child.Record.Cgroup);
+            volume.CredentialsMissing = !record.Source.Options.PublicBucket && !File.Exists(credentials.PasswdFile(record.VolumeId));
+            lock (volume.Targets)
+            {
+                foreach (var target in record.Targets)
+                {
+                    volume.Targets[target.TargetPath] = target.Clone();
+                }
+            }
+            RepairMissingTargetBinds(volume, mounts);
+            volume.Staged = true;
+            healer.Watch(volume, child);
+            reporter.SetState(volume, VolumeState.Ready, "Adopted", $"s3fs pid {child.Pid} outlived the supervisor restart; serving {volume.StagingPath} and {volume.Targets.Count} target(s) as before");
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            // The start was cancelled: the process goes on as it was, for the next supervisor to adopt.
+            Forget(taken, child);
+            child.Dispose();
+            throw;
+        }
+        catch
+        {
+            // Half taken over is not taken over: no record keeps a child nobody watches.
+            Forget(taken, child);
             await child.StopAsync(starter.HealGrace).ConfigureAwait(false);
             child.Dispose();
-            return false;
+            throw;
         }
-        var (volume, _, held) = await table.AcquireAsync(record.VolumeId, wait: true, cancellationToken).ConfigureAwait(false);
-        await using var lease = held;
-        volume.StagingPath = record.StagingPath;
-        volume.Source = record.Source;
-        volume.Device = entry.Device;
-        volume.Child = child;
-        volume.OomKillsSeen = launcher.OomKills(child.Record.Cgroup);
-        volume.CredentialsMissing = !record.Source.Options.PublicBucket && !File.Exists(credentials.PasswdFile(record.VolumeId));
-        lock (volume.Targets)
+    }
+
+    private void Forget(ManagedVolume? volume, IS3fsProcess child)
+    {
+        if (volume is not null && volume.Child == child)
         {
-            foreach (var target in record.Targets)
-            {
-                volume.Targets[target.TargetPath] = target.Clone();
-            }
+            volume.Child = null;
+            volume.Staged = false;
+            table.Forget(volume);
         }
-        RepairMissingTargetBinds(volume, mounts);
-        volume.Staged = true;
-        healer.Watch(volume, child);
-        reporter.SetState(volume, VolumeState.Ready, "Adopted", $"s3fs pid {child.Pid} outlived the supervisor restart; serving {volume.StagingPath} and {volume.Targets.Count} target(s) as before");
-        return true;
     }
 
     private async Task<string?> CheckMountAsync(string stagingPath, string device, IReadOnlyList<MountEntry> mounts, CancellationToken cancellationToken)

@@ -3,9 +3,10 @@ namespace S3Supervisor.Supervisor.Mounts;
 /// <summary>
 /// A per-volume cgroup could not be made, joined, limited, read or removed. The message names the
 /// hierarchy (<c>memory</c>, <c>cpu,cpuacct</c>, <c>name=systemd</c>, <c>cgroup2</c>) and the path; the
-/// errno is kept when a system call said no. The caller decides what it means for the volume.
+/// errno is kept when a system call said no. The caller decides what it means for the volume. An
+/// IOException, as <c>InteropException</c> is: every handler of file-system trouble handles it too.
 /// </summary>
-public sealed class ChildCgroupException : Exception
+public sealed class ChildCgroupException : IOException
 {
     public ChildCgroupException(string message, string? hierarchy, string? path, int errno = 0, Exception? innerException = null)
         : base(message, innerException)

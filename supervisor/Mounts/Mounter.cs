@@ -49,8 +49,9 @@ public static class MounterExtensions
     /// <summary>
     /// A stat that may block (a hung FUSE connection, or one whose s3fs is still in its FUSE init
     /// asking S3) runs on a thread of its own, and the caller waits at most <paramref name="timeout"/>:
-    /// 0 or the errno, or null when it did not answer in time or the wait was cancelled (callers that
-    /// must stop on cancellation check their token). A stat left behind finishes on its own thread.
+    /// 0 or the errno, or null when it did not answer in time; a cancelled wait throws
+    /// OperationCanceledException (a cancelled call must never read as a hung mount, which would heal a
+    /// healthy volume). A stat left behind finishes on its own thread.
     /// </summary>
     public static async Task<int?> StatWithinAsync(Func<int> stat, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
@@ -60,7 +61,12 @@ public static class MounterExtensions
         }
         var task = Task.Factory.StartNew(stat, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var finished = await Task.WhenAny(task, Task.Delay(timeout, time, cancellationToken)).ConfigureAwait(false);
-        return finished == task ? await task.ConfigureAwait(false) : null;
+        if (finished == task)
+        {
+            return await task.ConfigureAwait(false);
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return null;
     }
 }
 

@@ -28,6 +28,13 @@ public interface IS3fsProcess : IDisposable
 
     /// <summary>Keeps the log file under its size limit.</summary>
     void BoundLog();
+
+    /// <summary>
+    /// The mount answers: s3fs has parsed its options, and rewritten its own argv while doing so (the
+    /// "bucket:/prefix" argument is cut at the colon). <see cref="Record"/> takes the command line
+    /// /proc shows now, the one a restarted supervisor will see.
+    /// </summary>
+    void MountAnswered();
 }
 
 /// <summary>What the journal keeps of a running s3fs, so that the next supervisor can tell it is still the same process.</summary>
@@ -41,7 +48,11 @@ public interface IS3fsLauncher
 {
     IS3fsProcess Start(S3fsLaunch launch);
 
-    /// <summary>The process a predecessor started, if it still runs and is exactly the recorded one; else null (with the reason).</summary>
+    /// <summary>
+    /// The process a predecessor started, if it is still the recorded one (pid, start time, boot): else
+    /// null, with the reason. When it is, but its command line or cgroup is not the recorded one, it is
+    /// returned with that <paramref name="reason"/>: the caller stops it rather than adopts it.
+    /// </summary>
     IS3fsProcess? Adopt(ChildRecord record, out string reason);
 
     /// <summary>A volume is gone for good (unstaged, drained): its cgroup and log file go too.</summary>
@@ -112,39 +123,69 @@ public sealed partial class S3fsLauncher : IS3fsLauncher, IDisposable
     {
         var log = ChildLog.Open(launch.LogPath, _logMaxBytes);
         var pid = Libc.Spawn(_s3fsPath, launch.Arguments, Environment, launch.LogPath);
-        // Our own child cannot be reaped before we wait for it, so this pidfd is surely this process.
-        var pidfd = Libc.PidfdOpen(pid) ?? throw new InvalidOperationException($"s3fs pid {pid} vanished before it could be watched");
-        var cgroup = string.Empty;
+        FileDescriptorHandle? pidfd = null;
         try
         {
-            cgroup = _placement.Place(launch.CgroupName, pid, launch.MemoryLimitBytes);
+            // Our own child cannot be reaped before we wait for it, so this pidfd is surely this process.
+            pidfd = Libc.PidfdOpen(pid) ?? throw new InvalidOperationException($"s3fs pid {pid} vanished before it could be watched");
+            var cgroup = string.Empty;
+            try
+            {
+                cgroup = _placement.Place(launch.CgroupName, pid, launch.MemoryLimitBytes);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                // The mount works without it; it only would not survive a runtime killing our container.
+                LogPlacementFailed(pid, launch.CgroupName, e.Message);
+            }
+            SetOomScore(pid);
+            var record = new ChildRecord(pid, ProcStat.StartTime(pid) ?? 0, ProcStat.BootId(), [_s3fsPath, .. launch.Arguments], cgroup, launch.LogPath);
+            return new S3fsProcess(record, pidfd, log, adopted: false, _watcher);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InteropException or InvalidOperationException)
+        catch
         {
-            // The mount works without it; it only would not survive a runtime killing our container.
-            LogPlacementFailed(pid, launch.CgroupName, e.Message);
+            // Nothing half-made: a child nobody watches would run, unreaped, for ever.
+            Libc.Kill(pid, 9);
+            if (pidfd is not null)
+            {
+                WaitExited(pidfd);
+                pidfd.Dispose();
+            }
+            throw;
         }
-        SetOomScore(pid);
-        var record = new ChildRecord(pid, ProcStat.StartTime(pid) ?? 0, ProcStat.BootId(), [_s3fsPath, .. launch.Arguments], cgroup, launch.LogPath);
-        return new S3fsProcess(record, pidfd, log, adopted: false, _watcher, argvSettles: true);
     }
 
     public IS3fsProcess? Adopt(ChildRecord record, out string reason)
     {
-        reason = Mismatch(record) ?? string.Empty;
-        if (reason.Length > 0)
+        if (record.Pid <= 0 || record.BootId != ProcStat.BootId())
         {
+            reason = "the node rebooted since";
             return null;
         }
+        // The pidfd first: once it pins the process, a start time that still matches means the pid was
+        // never reused, so everything checked after it is about this very process.
         var pidfd = Libc.PidfdOpen(record.Pid);
-        // Checked again once the pidfd pins the process: the pid could have been reused in between.
-        reason = pidfd is null ? "the process has exited" : Mismatch(record) ?? string.Empty;
-        if (reason.Length > 0)
+        var start = pidfd is null ? null : ProcStat.StartTime(record.Pid);
+        if (start is null || start != record.StartTime)
         {
             pidfd?.Dispose();
+            reason = start is null ? "the process has exited" : $"pid {record.Pid} is another process now";
             return null;
         }
+        var argv = ProcStat.Argv(record.Pid);
+        reason = !argv.SequenceEqual(record.Argv) ? $"pid {record.Pid} runs another command line ({string.Join(' ', argv.Take(3))} ...)"
+            : !_placement.Contains(record.Cgroup, record.Pid) ? $"pid {record.Pid} is no longer in its cgroup {record.Cgroup}"
+            : string.Empty;
         return new S3fsProcess(record, pidfd!, ChildLog.Open(record.LogPath, _logMaxBytes, fromEnd: true), adopted: true, _watcher);
+    }
+
+    /// <summary>Waits (bounded) until a just-killed child has exited, and reaps it.</summary>
+    private static void WaitExited(FileDescriptorHandle pidfd)
+    {
+        for (var i = 0; i < 200 && Libc.ReapPidfd(pidfd) is null; i++)
+        {
+            Thread.Sleep(5);
+        }
     }
 
     public void Release(string cgroupName, string logPath)
@@ -181,32 +222,6 @@ public sealed partial class S3fsLauncher : IS3fsLauncher, IDisposable
 
     public void Dispose() => _watcher.Dispose();
 
-    private string? Mismatch(ChildRecord record)
-    {
-        if (record.Pid <= 0 || record.BootId != ProcStat.BootId())
-        {
-            return "the node rebooted since";
-        }
-        if (ProcStat.StartTime(record.Pid) is not { } start)
-        {
-            return "the process has exited";
-        }
-        if (start != record.StartTime)
-        {
-            return $"pid {record.Pid} is another process now";
-        }
-        var argv = ProcStat.Argv(record.Pid);
-        if (!argv.SequenceEqual(record.Argv))
-        {
-            return $"pid {record.Pid} runs another command line ({string.Join(' ', argv.Take(3))} ...)";
-        }
-        if (!_placement.Contains(record.Cgroup, record.Pid))
-        {
-            return $"pid {record.Pid} is no longer in its cgroup {record.Cgroup}";
-        }
-        return null;
-    }
-
     private void SetOomScore(int pid)
     {
         try
@@ -233,38 +248,18 @@ public sealed partial class S3fsLauncher : IS3fsLauncher, IDisposable
         private readonly FileDescriptorHandle _pidfd;
         private readonly ChildLog _log;
         private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private ChildRecord _record;
-        private bool _argvSettles;
-
-        public S3fsProcess(ChildRecord record, FileDescriptorHandle pidfd, ChildLog log, bool adopted, Libc.ReadinessWatcher watcher, bool argvSettles = false)
+        public S3fsProcess(ChildRecord record, FileDescriptorHandle pidfd, ChildLog log, bool adopted, Libc.ReadinessWatcher watcher)
         {
-            _record = record;
-            _argvSettles = argvSettles;
+            Record = record;
             _pidfd = pidfd;
             _log = log;
             Adopted = adopted;
             watcher.Watch(pidfd, () => _exited.TrySetResult(Reap()));
         }
 
-        public int Pid => _record.Pid;
+        public int Pid => Record.Pid;
 
-        /// <summary>
-        /// s3fs rewrites its own argv while it parses its options (the "bucket:/prefix" argument is
-        /// cut at the colon), so the command line recorded is the one /proc shows once it runs,
-        /// read the first time the record is asked for (the journal asks after the mount answers).
-        /// </summary>
-        public ChildRecord Record
-        {
-            get
-            {
-                if (_argvSettles && !Exited.IsCompleted && ProcStat.Argv(_record.Pid) is { Count: > 0 } argv)
-                {
-                    _record = _record with { Argv = argv };
-                    _argvSettles = false;
-                }
-                return _record;
-            }
-        }
+        public ChildRecord Record { get; private set; }
 
         public bool Adopted { get; }
 
@@ -295,6 +290,14 @@ public sealed partial class S3fsLauncher : IS3fsLauncher, IDisposable
         }
 
         public void BoundLog() => _log.Bound();
+
+        public void MountAnswered()
+        {
+            if (!Exited.IsCompleted && ProcStat.Argv(Record.Pid) is { Count: > 0 } argv)
+            {
+                Record = Record with { Argv = argv };
+            }
+        }
 
         public void Dispose() => _pidfd.Dispose();
 
@@ -352,8 +355,8 @@ internal static class ProcStat
     {
         try
         {
-            var text = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cmdline");
-            return text.TrimEnd('\0').Split('\0');
+            var text = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cmdline").TrimEnd('\0');
+            return text.Length == 0 ? [] : text.Split('\0');
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

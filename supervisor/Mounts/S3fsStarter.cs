@@ -72,7 +72,7 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
                         ownership.MoveStrayFilesAside(volume);
                         MountOwnership.MountOrExplain("staging_path", () => mounter.Bind(mountPoint, volume.StagingPath, readOnly: false, mount.Device));
                         volume.Device = mount.Device;
-                        // Read once the mount answers: s3fs has parsed its options (and rewritten its argv) by now.
+                        child.MountAnswered();
                         volume.OomKillsSeen = launcher.OomKills(child.Record.Cgroup);
                         break;
                     }
@@ -212,7 +212,6 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         var errno = await mounter.StatWithinAsync(path, remaining, time, cancellationToken).ConfigureAwait(false);
         if (errno is null)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             throw ChildFailed(volume, child, $"the mount did not answer within {settings.MountTimeout.TotalSeconds:0} s (is the endpoint reachable?)", VolumeErrorKind.Unavailable);
         }
         return errno.Value;

@@ -162,7 +162,6 @@ public sealed partial class ContainerRepairer
                 }
                 var path = ProcPath(pid, "root") + (stale.Entry.MountPoint == "/" ? "/" : stale.Entry.MountPoint);
                 var error = await MounterExtensions.StatWithinAsync(() => _statErrno(path), _options.ConfirmTimeout, TimeProvider.System, ct).ConfigureAwait(false);
-                ct.ThrowIfCancellationRequested();
                 if (error == Errno.ENOTCONN)
                 {
                     confirmedIds.Add(stale.Entry.MountId);

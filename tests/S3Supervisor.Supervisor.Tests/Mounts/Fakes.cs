@@ -172,6 +172,10 @@ internal sealed class FakeProcess : IS3fsProcess
     {
     }
 
+    public void MountAnswered()
+    {
+    }
+
     public Task<int> Exited => _exited.Task;
 
     public string StderrTail { get; private set; } = string.Empty;
