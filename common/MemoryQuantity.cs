@@ -15,6 +15,18 @@ public static class MemoryQuantity
     public const string Format = "a Kubernetes quantity such as 512Mi, 1Gi or 1G (a positive number with an optional suffix Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E or an exponent e6)";
 
     /// <summary>Parses <paramref name="text"/> into bytes (at least 1); false with the reason when it is not a positive memory quantity.</summary>
+    /// <summary>The least memory limit an s3fs cgroup may get: below it, s3fs does not even start.</summary>
+    public const long MinimumChildLimit = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// The one rule for an s3fs memory limit, node-wide (Supervisor:ChildMemoryMax) or per volume
+    /// (option memory_limit): what is wrong with <paramref name="bytes"/>, or null.
+    /// </summary>
+    public static string? ChildLimitProblem(ulong bytes) =>
+        bytes < MinimumChildLimit ? "must be at least 16Mi (s3fs needs that much to start)"
+        : bytes > long.MaxValue ? "must be at most 8Ei"
+        : null;
+
     public static bool TryParseBytes(string? text, out long bytes, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? problem)
     {
         bytes = 0;

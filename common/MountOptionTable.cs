@@ -127,7 +127,7 @@ public static class MountOptionTable
     /// </summary>
     public static readonly MountOption MemoryLimit = new("memory_limit", MountOptions.MemoryLimitBytesFieldNumber, o => o.HasMemoryLimitBytes,
         (o, v, f) => o.MemoryLimitBytes = MemoryQuantity.TryParseBytes(TextValue(v, f), out var bytes, out var problem) ? (ulong)bytes : throw Validate.Invalid(f, problem),
-        o => o.MemoryLimitBytes < 16UL * 1024 * 1024 ? "must be at least 16Mi (s3fs needs that much to start)" : null,
+        o => MemoryQuantity.ChildLimitProblem(o.MemoryLimitBytes),
         o => string.Create(CultureInfo.InvariantCulture, $"memory_limit={o.MemoryLimitBytes}"),
         (_, _) => []);
 

@@ -34,7 +34,8 @@ public static class PluginHostingExtensions
             })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<CsiOptions>, CsiOptionsValidator>();
-        services.AddOptions<S3ClientOptions>().Bind(configuration.GetSection(S3ClientOptions.Section));
+        // Bound at start (a value that does not bind stops start-up), not at the first CreateVolume.
+        services.AddOptions<S3ClientOptions>().Bind(configuration.GetSection(S3ClientOptions.Section)).ValidateOnStart();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, CsiKestrelSetup>();
         services.AddSingleton(TimeProvider.System);
 

@@ -109,7 +109,16 @@ public static class OperatorCli
         foreach (var volume in volumes)
         {
             var started = System.Diagnostics.Stopwatch.StartNew();
-            var healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = volume.VolumeId, WaitForContainerRepair = true }, deadline: DateTime.UtcNow.AddMinutes(5));
+            Volume healed;
+            try
+            {
+                healed = await client.RemountVolumeAsync(new RemountVolumeRequest { VolumeId = volume.VolumeId, WaitForContainerRepair = true }, deadline: DateTime.UtcNow.AddMinutes(5));
+            }
+            catch (RpcException e)
+            {
+                Console.Error.WriteLine($"[{done + 1}/{volumes.Count}] {volume.VolumeId}: {e.StatusCode}: {e.Status.Detail}; stopped here, {done} volume(s) remounted, {volumes.Count - done - 1} not yet");
+                return 1;
+            }
             done++;
             Console.WriteLine($"[{done}/{volumes.Count}] {healed.VolumeId}: {VolumeStates.Name(healed.State)} (s3fs pid {volume.Pid} -> {healed.Pid}) in {started.ElapsedMilliseconds} ms");
         }

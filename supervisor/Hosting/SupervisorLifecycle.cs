@@ -7,11 +7,12 @@ namespace S3Supervisor.Supervisor.Hosting;
 /// <summary>
 /// Start: prepares the private secrets directory (a tmpfs of its own when the configured directory
 /// is not on one) and the state directory, then adopts every s3fs a predecessor left running, before
-/// the rebuild and before the socket serves. Stop (SIGTERM: a restart or an upgrade): the children
+/// the rebuild and before the socket listens (<see cref="StartingAsync"/> runs before any service
+/// starts, Kestrel included, so the first ListVolumes already shows every adopted volume Ready). Stop (SIGTERM: a restart or an upgrade): the children
 /// keep running and keep every mount; the journal records them for the next supervisor. Only a
 /// drain (the Drain call, or StopChildrenOnShutdown) stops them, and then the tmpfs goes too.
 /// </summary>
-internal sealed partial class SupervisorLifecycle : IHostedService
+internal sealed partial class SupervisorLifecycle : IHostedLifecycleService
 {
     private readonly VolumeManager _volumes;
     private readonly CredentialStore _credentials;
@@ -27,11 +28,12 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         _mounter = mounter;
         _options = options.Value;
         _logger = logger;
-        // Constructed before the host listens; StartAsync (which adopts) runs after.
-        _volumes.ExpectAdoption();
     }
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Marks a tmpfs this supervisor (or a predecessor) mounted on the secrets directory, as opposed to one it was given (an emptyDir of medium Memory).</summary>
+    private string TmpfsMarker => Path.Combine(_options.StateDirectory, ".secrets-tmpfs-mounted");
+
+    public async Task StartingAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.StateDirectory);
         _credentials.EnsureDirectory();
@@ -39,13 +41,15 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         {
             // Secrets must never touch a disk: give the directory a private tmpfs of its own.
             Libc.Mount("tmpfs", _options.SecretsDirectory, "tmpfs", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC, "mode=0700,size=16m");
+            File.WriteAllText(TmpfsMarker, _options.SecretsDirectory);
             _mountedTmpfs = true;
             LogTmpfsMounted(_options.SecretsDirectory);
         }
         else
         {
-            // A predecessor's tmpfs (it left its children running): ours to unmount after a drain.
-            _mountedTmpfs = _options.RequireTmpfsSecrets && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" } own && own.MountPoint == _options.SecretsDirectory;
+            // A predecessor's own tmpfs (it left its children running) is ours to unmount after a drain;
+            // a tmpfs we were given (an emptyDir of medium Memory, a host tmpfs) never is.
+            _mountedTmpfs = File.Exists(TmpfsMarker) && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" };
         }
         var adopted = (await _volumes.AdoptAsync(cancellationToken).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
         // The rest of a predecessor's passwd files and private mounts: nothing uses them (their children are gone).
@@ -53,17 +57,25 @@ internal sealed partial class SupervisorLifecycle : IHostedService
         ClearPrivateMounts(adopted.Select(CredentialStore.FileName).ToHashSet(StringComparer.Ordinal));
     }
 
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (!_options.StopChildrenOnShutdown && !_volumes.Draining)
+        if (_options.StopChildrenOnShutdown && !_volumes.Draining)
+        {
+            await _volumes.DrainAsync().ConfigureAwait(false);
+        }
+        if (!_volumes.Draining)
         {
             LogLeavingChildren(_volumes.List().Count);
             await _volumes.ShutdownAsync().ConfigureAwait(false);
             return;
-        }
-        if (!_volumes.Draining)
-        {
-            await _volumes.DrainAsync().ConfigureAwait(false);
         }
         await _volumes.ShutdownAsync().ConfigureAwait(false);
         // After the children: they no longer need their passwd files (the drain removed them).
@@ -82,6 +94,7 @@ internal sealed partial class SupervisorLifecycle : IHostedService
                 return;
             }
             _mountedTmpfs = false;
+            File.Delete(TmpfsMarker);
             LogTmpfsUnmounted(_options.SecretsDirectory);
         }
     }

@@ -156,9 +156,9 @@ internal sealed class SupervisorOptionsValidator : IValidateOptions<SupervisorOp
         {
             failures.Add($"Supervisor:ChildCgroupParent {parent}.");
         }
-        if (options.ChildMemoryMax.Length > 0 && !MemoryQuantity.TryParseBytes(options.ChildMemoryMax, out _, out var memoryProblem))
+        if (options.ChildMemoryMax.Length > 0 && (MemoryQuantity.TryParseBytes(options.ChildMemoryMax, out var limit, out var memoryProblem) ? MemoryQuantity.ChildLimitProblem((ulong)limit) : memoryProblem) is { } problem)
         {
-            failures.Add($"Supervisor:ChildMemoryMax {memoryProblem}.");
+            failures.Add($"Supervisor:ChildMemoryMax {problem}.");
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -86,37 +86,20 @@ public sealed partial class VolumeManager
     /// </summary>
     public async Task<IReadOnlyCollection<string>> AdoptAsync(CancellationToken cancellationToken)
     {
+        IReadOnlyList<JournalEntry> entries;
         try
         {
-            IReadOnlyList<JournalEntry> entries;
-            try
-            {
-                entries = _journal.LoadEntries();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Google.Protobuf.InvalidJsonException or Google.Protobuf.InvalidProtocolBufferException or FormatException)
-            {
-                // An unreadable journal must not stop the supervisor (that would stop serving every
-                // healthy mount): nothing is adopted, and the rebuild reports the journal itself.
-                LogJournalUnreadable(e.Message);
-                return [];
-            }
-            return await _adoption.AdoptAsync(entries, cancellationToken).ConfigureAwait(false);
+            entries = _journal.LoadEntries();
         }
-        finally
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
-            _adoptionSettled.TrySetResult();
+            // An unreadable journal must not stop the supervisor (that would stop serving every
+            // healthy mount): nothing is adopted, and the rebuild reports the journal itself.
+            LogJournalUnreadable(e.Message);
+            return [];
         }
+        return await _adoption.AdoptAsync(entries, cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>
-    /// Called before the socket serves when adoption will run (the host starts listening before its
-    /// services start): until it has run, calls wait for it, so the first ListVolumes already shows
-    /// every adopted volume Ready and no call races a volume being taken over.
-    /// </summary>
-    public void ExpectAdoption() => _adoptionSettled = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>Completes once adoption has run (at once when none is expected).</summary>
-    public Task AdoptionSettled => _adoptionSettled.Task;
 
     /// <summary>Whether the rebuild has nothing to do for this volume: it is served, with its credentials at hand.</summary>
     public bool IsServed(string volumeId) => _table.Find(volumeId) is { Staged: true, CredentialsMissing: false };
@@ -135,7 +118,11 @@ public sealed partial class VolumeManager
         await _shutdown.CancelAsync().ConfigureAwait(false);
         try
         {
-            await SaveJournalAsync().ConfigureAwait(false);
+            // After a drain the journal was written without children already.
+            if (!_draining)
+            {
+                await SaveJournalAsync().ConfigureAwait(false);
+            }
         }
         catch (IOException e)
         {
@@ -154,9 +141,19 @@ public sealed partial class VolumeManager
     /// the node's disk). The journal keeps every record without a child, so the next supervisor
     /// rebuilds them all. New stages are refused from here on. Returns how many children were stopped.
     /// </summary>
-    public async Task<int> DrainAsync()
+    public Task<int> DrainAsync()
     {
-        _draining = true;
+        lock (_table)
+        {
+            // Idempotent: a second Drain (or SIGTERM during one) waits for the same one.
+            _draining = true;
+            return _drain ??= DrainOnceAsync();
+        }
+    }
+
+    private async Task<int> DrainOnceAsync()
+    {
+        await Task.Yield();
         var volumes = _table.All();
         foreach (var volume in volumes)
         {
@@ -211,13 +208,6 @@ public sealed partial class VolumeManager
 
     /// <summary>The rebuild is done with a volume (restored, dropped, or given up): its id is answered for what it is.</summary>
     public void RestoreSettled(string volumeId) => _awaitingRestore.Settled(volumeId);
-
-    private static TaskCompletionSource Settled()
-    {
-        var settled = new TaskCompletionSource();
-        settled.SetResult();
-        return settled;
-    }
 
     [LoggerMessage(EventId = 1016, Level = LogLevel.Error, Message = "The journal cannot be read ({Reason}): no s3fs is adopted")]
     private partial void LogJournalUnreadable(string reason);

@@ -38,7 +38,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly ChildAdoption _adoption;
     private readonly IS3fsLauncher _launcher;
     private volatile bool _draining;
-    private TaskCompletionSource _adoptionSettled = Settled();
+    private Task<int>? _drain;
     private readonly ILogger<VolumeManager> _logger;
     private readonly Observability.SupervisorMetrics _metrics;
     private readonly CancellationTokenSource _shutdown = new();
