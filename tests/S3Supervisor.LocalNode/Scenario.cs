@@ -335,7 +335,7 @@ internal sealed class Scenario : IAsyncDisposable
         {
             await _cluster.DisposeAsync();
         }
-        SupervisorProcess.CleanUp(_layout);
+        await SupervisorProcess.CleanUpAsync(_layout);
         if (_s3 is not null)
         {
             await _s3.DisposeAsync();

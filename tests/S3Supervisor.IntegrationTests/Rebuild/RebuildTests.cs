@@ -71,7 +71,7 @@ public sealed class RebuildTests : IAsyncLifetime
         {
             await _cluster.DisposeAsync();
         }
-        SupervisorProcess.CleanUp(_layout);
+        await SupervisorProcess.CleanUpAsync(_layout);
     }
 
     /// <summary>The one test that stays dead as long as a kubelet back-off really keeps a crashed container down.</summary>

@@ -5,7 +5,8 @@ namespace S3Supervisor.TestKit;
 
 /// <summary>One line of /proc/PID/mountinfo.</summary>
 /// <param name="Root">The path inside the mounted file system that is mounted here (a subPath bind shows it).</param>
-public sealed record MountEntry(int Id, int ParentId, int Major, int Minor, string Root, string MountPoint, string Options, string FileSystemType, string Source)
+/// <param name="SuperOptions">The file system's own options after the source (a cgroup v1 hierarchy's controllers, or name=systemd, are there).</param>
+public sealed record MountEntry(int Id, int ParentId, int Major, int Minor, string Root, string MountPoint, string Options, string FileSystemType, string Source, string SuperOptions = "")
 {
     public string Device => string.Create(CultureInfo.InvariantCulture, $"{Major}:{Minor}");
 
@@ -48,7 +49,8 @@ public static class MountTable
                 Unescape(f[4]),
                 f[5],
                 f[dash + 1],
-                Unescape(f[dash + 2])));
+                Unescape(f[dash + 2]),
+                dash + 3 < f.Length ? f[dash + 3] : ""));
         }
 
         return entries;

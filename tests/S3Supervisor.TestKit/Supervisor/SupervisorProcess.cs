@@ -85,7 +85,10 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// </summary>
     public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null, bool ownCgroup = false, BinaryKind? kind = null)
     {
+        var ownLayout = layout is null;
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
+        // Its children's cgroups (ChildCgroupParent) carry this process's name, so the watchdog sweeps them if it dies.
+        await ScratchDirectory.EnsureGuardAsync(CancellationToken.None).ConfigureAwait(false);
         var cgroup = ownCgroup ? await TestCgroup.CreateAsync("container").ConfigureAwait(false) : null;
         SupervisorProcess supervisor;
         try
@@ -104,10 +107,15 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
             await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         }
-        catch when (cgroup is not null)
+        catch
         {
-            // Nothing of a failed start may stay in (or keep) a test cgroup.
+            // Nothing of a failed start may keep running, hold the socket or stay in (or keep) a test cgroup.
             await supervisor.DisposeAsync().ConfigureAwait(false);
+            if (ownLayout)
+            {
+                // The caller never saw this layout, so nobody else would clean it up.
+                await CleanUpAsync(layout).ConfigureAwait(false);
+            }
             throw;
         }
         return supervisor;
@@ -149,7 +157,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
             ["Supervisor__HealthCheckInterval"] = "00:00:01",
             ["Supervisor__BackoffInitial"] = "00:00:00.200",
             ["Supervisor__ShutdownGrace"] = "00:00:10",
-            // Each test supervisor's children get cgroups of their own, removed by CleanUp.
+            // Each test supervisor's children get cgroups of their own, removed by CleanUpAsync.
             ["Supervisor__ChildCgroupParent"] = ChildCgroupParent(layout),
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
@@ -333,43 +341,31 @@ public sealed class SupervisorProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>The parent of a test supervisor's per-volume cgroups: one per layout, so parallel tests never share a cgroup.</summary>
-    public static string ChildCgroupParent(SupervisorLayout layout) => "s3supervisor-test/" + Path.GetFileName(layout.Root.TrimEnd('/'));
-
-    /// <summary>Removes the layout's cgroups (deepest first) in every hierarchy; processes were killed before.</summary>
-    private static void RemoveChildCgroups(SupervisorLayout layout)
+    /// <summary>
+    /// The parent of a test supervisor's per-volume cgroups: one segment, a <see cref="TestCgroup"/> name
+    /// (this test process, "volumes", a hash of the layout's root), so parallel tests never share one,
+    /// every supervisor started on the same root (a restart) finds its predecessor's, and the sweep
+    /// removes it when this process dies before <see cref="CleanUpAsync"/>.
+    /// </summary>
+    public static string ChildCgroupParent(SupervisorLayout layout)
     {
-        var parent = ChildCgroupParent(layout);
-        foreach (var hierarchy in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
-        {
-            var root = Path.Combine(hierarchy, parent);
-            if (!Directory.Exists(root))
-            {
-                continue;
-            }
-            foreach (var cgroup in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(root))
-            {
-                try
-                {
-                    Directory.Delete(cgroup);
-                }
-                catch (IOException)
-                {
-                }
-            }
-        }
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(layout.Root));
+        return TestCgroup.NameFor("volumes", Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(root)))[..12]);
     }
 
     /// <summary>
     /// Kills every process that names a path under the layout's root (the s3fs children: a supervisor
     /// stopped with SIGTERM leaves them running, and an adopted one is no longer its descendant), then
-    /// lazily unmounts everything under the root (deepest first) and deletes it.
+    /// lazily unmounts everything under the root (deepest first), kills what is left in the layout's
+    /// per-volume cgroups and removes them in every hierarchy, and deletes the root.
     /// </summary>
-    public static void CleanUp(SupervisorLayout layout)
+    public static async Task CleanUpAsync(SupervisorLayout layout)
     {
         ProcessTree.KillNaming(layout.Root);
         MountCleaner.UnmountUnder(layout.Root);
-        RemoveChildCgroups(layout);
+        var children = TestCgroup.For(ChildCgroupParent(layout));
+        await children.KillAllAsync().ConfigureAwait(false);
+        await children.RemoveAsync().ConfigureAwait(false);
         try
         {
             Directory.Delete(layout.Root, recursive: true);
