@@ -357,7 +357,9 @@ public sealed class RebuildTests : IAsyncLifetime
         await first.KillAndWaitLikeARuntimeAsync();
         // Node "reboot" for volume 5: kubelet's directories for it are gone.
         var gone = _scenario.Volumes[5].Volume;
-        SupervisorProcess.CleanUp(new SupervisorLayout(Path.GetDirectoryName(_node.StagingPath(gone))!));
+        var stagingDirectory = Path.GetDirectoryName(_node.StagingPath(gone))!;
+        MountCleaner.UnmountUnder(stagingDirectory);
+        Directory.Delete(stagingDirectory, true);
         foreach (var pod in _pods)
         {
             var dir = Path.GetDirectoryName(_node.TargetPath(pod, gone))!;

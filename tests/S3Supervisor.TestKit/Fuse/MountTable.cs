@@ -66,6 +66,13 @@ public static class MountTable
         return table.LastOrDefault(e => e.MountPoint == full);
     }
 
+    /// <summary>The mount that holds <paramref name="path"/>: the one with the longest mount point at or above it (its topmost layer), or null.</summary>
+    public static MountEntry? HolderOf(string path, int? pid = null) =>
+        Read(pid)
+            .Where(m => path == m.MountPoint || path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal))
+            .OrderBy(m => m.MountPoint.Length)
+            .LastOrDefault();
+
     /// <summary>Every mount at or below <paramref name="directory"/>.</summary>
     public static IReadOnlyList<MountEntry> Under(string directory, int? pid = null)
     {
