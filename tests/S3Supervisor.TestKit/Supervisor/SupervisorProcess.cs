@@ -71,6 +71,13 @@ public sealed class SupervisorProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>
+    /// The first ListVolumes reply, the one <see cref="WaitReadyAsync"/> waited for: what a client that asked
+    /// as soon as the socket answered was told (so "Ready at the first answer" is checked on it, not on a later
+    /// call). Null before that, or when the supervisor answered PermissionDenied (a peer allow-list without us).
+    /// </summary>
+    public ListVolumesResponse? FirstListVolumes { get; private set; }
+
     /// <summary>Everything the supervisor wrote (JSON log lines), for assertions such as "no secret in the log".</summary>
     public string Output => _process.Output;
 
@@ -180,7 +187,8 @@ public sealed class SupervisorProcess : IAsyncDisposable
             }
             try
             {
-                await Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                var reply = await Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                FirstListVolumes ??= reply;
                 return;
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.PermissionDenied)
@@ -227,20 +235,39 @@ public sealed class SupervisorProcess : IAsyncDisposable
     public static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(3);
 
     /// <summary>
-    /// What a container runtime does to a dead supervisor before kubelet starts the next one: SIGKILL
-    /// to it and its children (<see cref="KillAsync"/>), then <paramref name="delay"/> (<see cref="RestartDelay"/>
-    /// unless given). Every test that kills a supervisor and starts a new one goes through here.
+    /// The node without a supervisor between one supervisor's end and the next one's start: <paramref name="delay"/>
+    /// (<see cref="RestartDelay"/> unless given, never less), and as long as <paramref name="whileDown"/> takes when
+    /// given (what the test watches happen meanwhile, e.g. "containers keep doing I/O"; started at once).
+    /// Every restart gap of a test goes through here or one of the helpers built on it
+    /// (<see cref="KillAndWaitLikeARuntimeAsync"/>, <see cref="KillCgroupAndWaitLikeARuntimeAsync"/>,
+    /// <see cref="StopAndWaitLikeARuntimeAsync"/>, <see cref="KillSupervisorOnlyAndWaitAsync"/>).
     /// </summary>
-    public async Task KillAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    public static async Task RestartGapAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
     {
-        await KillAsync().ConfigureAwait(false);
+        var gap = CheckGap(delay);
+        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
+        await Task.WhenAll(Task.Delay(gap), whileDown is null ? Task.CompletedTask : whileDown()).ConfigureAwait(false);
+    }
+
+    private static TimeSpan CheckGap(TimeSpan? delay)
+    {
         var gap = delay ?? RestartDelay;
         if (gap < RestartDelay)
         {
             throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
         }
-        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
-        await Task.Delay(gap).ConfigureAwait(false);
+        return gap;
+    }
+
+    /// <summary>
+    /// What a container runtime does to a dead supervisor before kubelet starts the next one: SIGKILL
+    /// to it and its children (<see cref="KillAsync"/>), then the gap (<see cref="RestartGapAsync"/>).
+    /// </summary>
+    public async Task KillAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        await KillAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>SIGKILL to the supervisor and every descendant (its s3fs children), as when its container dies.</summary>
@@ -270,17 +297,12 @@ public sealed class SupervisorProcess : IAsyncDisposable
         await cgroup.RemoveAsync().ConfigureAwait(false);
     }
 
-    /// <summary><see cref="KillCgroupLikeARuntimeAsync"/>, then the gap before the next start (<see cref="RestartDelay"/> unless given), as <see cref="KillAndWaitLikeARuntimeAsync"/>.</summary>
-    public async Task KillCgroupAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    /// <summary><see cref="KillCgroupLikeARuntimeAsync"/>, then the gap before the next start (<see cref="RestartGapAsync"/>).</summary>
+    public async Task KillCgroupAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
     {
-        var gap = delay ?? RestartDelay;
-        if (gap < RestartDelay)
-        {
-            throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
-        }
+        CheckGap(delay);
         await KillCgroupLikeARuntimeAsync().ConfigureAwait(false);
-        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
-        await Task.Delay(gap).ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>SIGTERM (graceful shutdown) and wait.</summary>
@@ -295,11 +317,31 @@ public sealed class SupervisorProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>
+    /// What kubelet does for a restart or an upgrade: SIGTERM (<see cref="StopAsync"/>; the children live on),
+    /// then the gap before the next start (<see cref="RestartGapAsync"/>). Returns the supervisor's exit code.
+    /// </summary>
+    public async Task<int> StopAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        var code = await StopAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
+        return code;
+    }
+
     /// <summary>SIGKILL to the supervisor alone (its children live on, as when they run outside its container's cgroup), and wait until it is gone.</summary>
     public async Task KillSupervisorOnlyAsync()
     {
         ProcessTree.Signal(Pid, 9);
         await _process.WaitForExitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="KillSupervisorOnlyAsync"/>, then the gap before the next start (<see cref="RestartGapAsync"/>).</summary>
+    public async Task KillSupervisorOnlyAndWaitAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        await KillSupervisorOnlyAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>The Drain call (every s3fs stopped gracefully), then the supervisor's own exit.</summary>
