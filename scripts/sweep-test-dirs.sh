@@ -11,10 +11,11 @@
 #   2. lazily unmount every mount point inside it, deepest first;
 #   3. only when no mount is left inside it: rm -rf --one-file-system (never through a mount:
 #      a bind of a host directory would otherwise lose the host's files).
-# Test cgroups (TestKit's TestCgroup, and the per-volume parents tests give the supervisor) are
-# named s3sv-test-<pid>-<starttime>-... at the top of every hierarchy mounted at or directly under
-# /sys/fs/cgroup; "sweep-stale" also cleans those of dead owners: SIGKILL to every process in the
-# tree until none is left (as a container runtime kills a container), then rmdir deepest first.
+# Test cgroups (TestKit's TestCgroup, among them the parent of a test supervisor's per-volume
+# cgroups, SupervisorProcess.ChildCgroupParent) are named s3sv-test-<pid>-<starttime>-... at the top
+# of every hierarchy mounted at or directly under /sys/fs/cgroup; "sweep-stale" also cleans those of
+# dead owners: SIGKILL to every process in the tree until none is left (as a container runtime kills
+# a container), then rmdir deepest first.
 #
 # usage:
 #   sweep-test-dirs.sh sweep-stale ROOT          clean every ROOT/*/ whose owner is dead

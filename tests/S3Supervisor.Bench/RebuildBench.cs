@@ -186,7 +186,7 @@ internal static partial class RebuildBench
             {
                 await Cleanup.StepAsync("the first supervisor", async () => await first.DisposeAsync());
             }
-            await Cleanup.StepAsync("mounts under the supervisor layout", () => SupervisorProcess.CleanUp(layout));
+            await Cleanup.StepAsync("mounts under the supervisor layout", () => SupervisorProcess.CleanUpAsync(layout));
             if (cluster is not null)
             {
                 await Cleanup.StepAsync("the test API server", async () => await cluster.DisposeAsync());

@@ -66,7 +66,7 @@ internal static class StartupBench
                 }
                 finally
                 {
-                    SupervisorProcess.CleanUp(layout);
+                    await SupervisorProcess.CleanUpAsync(layout);
                 }
             }
         }
@@ -180,7 +180,7 @@ internal static class StartupBench
         finally
         {
             await Cleanup.StepAsync("the supervisor behind the plugin", async () => await supervisor.DisposeAsync());
-            await Cleanup.StepAsync("mounts under its layout", () => SupervisorProcess.CleanUp(layout));
+            await Cleanup.StepAsync("mounts under its layout", () => SupervisorProcess.CleanUpAsync(layout));
         }
         return result;
     }
@@ -233,7 +233,7 @@ internal static class StartupBench
             {
                 await Cleanup.StepAsync("the supervisor", async () => await supervisor.DisposeAsync());
             }
-            await Cleanup.StepAsync("mounts under the supervisor layout", () => SupervisorProcess.CleanUp(layout));
+            await Cleanup.StepAsync("mounts under the supervisor layout", () => SupervisorProcess.CleanUpAsync(layout));
             if (bare is not null)
             {
                 await Cleanup.StepAsync("the bare s3fs", async () => await bare.DisposeAsync());

@@ -44,13 +44,32 @@ public abstract class NodeTestBase : IAsyncLifetime
         await S3.CreateBucketAsync(Bucket);
     }
 
+    /// <summary>Stops every supervisor (one that fails to stop does not keep the others running) and always cleans up the layout.</summary>
     public virtual async Task DisposeAsync()
     {
-        foreach (var supervisor in _supervisors)
+        var failures = new List<Exception>();
+        try
         {
-            await supervisor.DisposeAsync();
+            foreach (var supervisor in _supervisors)
+            {
+                try
+                {
+                    await supervisor.DisposeAsync();
+                }
+                catch (Exception e)
+                {
+                    failures.Add(e);
+                }
+            }
         }
-        SupervisorProcess.CleanUp(Layout);
+        finally
+        {
+            await SupervisorProcess.CleanUpAsync(Layout);
+        }
+        if (failures.Count > 0)
+        {
+            throw new AggregateException("stopping the test's supervisors failed", failures);
+        }
     }
 
     /// <summary>Start every supervisor in a stand-in container's cgroup of its own (see <see cref="SupervisorProcess.KillCgroupLikeARuntimeAsync"/>).</summary>

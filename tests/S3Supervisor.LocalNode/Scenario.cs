@@ -145,12 +145,13 @@ internal sealed class Scenario : IAsyncDisposable
         Step("10. The supervisor's container is killed (SIGKILL to its cgroup) while the writer does I/O: s3fs lives in its own cgroup, nothing stops");
         var (gapOps, gapFailures) = await IoWhileAsync(writer, async waitForOps =>
         {
-            await _supervisor.KillCgroupLikeARuntimeAsync();
-            Say($"   killed every process in supervisor pid {_supervisor.Pid}'s container cgroup");
-            // Down until the container has done some I/O without a supervisor (not a fixed time).
-            await waitForOps(3, "container I/O while no supervisor runs");
-            await Task.Delay(SupervisorProcess.RestartDelay);
-            _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
+            // Down for a restart's gap and until the container has done some I/O without a supervisor.
+            await _supervisor.KillCgroupAndWaitLikeARuntimeAsync(whileDown: async () =>
+            {
+                Say($"   killed every process in supervisor pid {_supervisor.Pid}'s container cgroup");
+                await waitForOps(3, "container I/O while no supervisor runs");
+            });
+            await RestartSupervisorAsync();
             Say($"   supervisor restarted as pid {_supervisor.Pid}");
         });
         var adopted = await _supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
@@ -164,13 +165,13 @@ internal sealed class Scenario : IAsyncDisposable
         await _supervisor.KillCgroupLikeARuntimeAsync();
         ProcessTree.Signal(adopted.Pid, 9);
         await ProcessTree.WaitGoneAsync([adopted.Pid], TimeSpan.FromSeconds(10));
-        await Task.Delay(SupervisorProcess.RestartDelay);
         Say($"   killed supervisor pid {_supervisor.Pid} and s3fs pid {adopted.Pid}; starting a new one {SupervisorProcess.RestartDelay.TotalSeconds:0} s later");
+        await SupervisorProcess.RestartGapAsync();
         var broken = await writer.ExecAsync("stat", "-t", "/data");
         Check("containers see the dead mount", broken.ExitCode != 0, broken.Stderr.Trim());
         _api.ClearEvents();
         var restart = Stopwatch.StartNew();
-        _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
+        await RestartSupervisorAsync();
         var rebuilt = await _supervisor.WaitForStateAsync(created.VolumeId, VolumeState.Ready, TimeSpan.FromSeconds(60));
         var text = await RetryAsync(() => writer.ReadFileAsync("/data/order-2.json"));
         var ready = restart.ElapsedMilliseconds;
@@ -199,6 +200,23 @@ internal sealed class Scenario : IAsyncDisposable
         var mounts = MountTable.Under(_layout.KubeletRoot).Count;
         var left = await _s3.ListKeysAsync(Bucket, prefix);
         Check("nothing left", mounts == 0 && _supervisor.Children().Count == 0 && left.Count == 0, $"{mounts} mounts, {_supervisor.Children().Count} s3fs children, {left.Count} objects under the prefix");
+    }
+
+    /// <summary>Starts the next supervisor on the same layout; the one it replaces (dead by now) is disposed whatever happens.</summary>
+    private async Task RestartSupervisorAsync()
+    {
+        var replaced = _supervisor;
+        try
+        {
+            _supervisor = await SupervisorProcess.StartAsync(_layout, _supervisorSettings, ownCgroup: true);
+        }
+        finally
+        {
+            if (replaced is not null)
+            {
+                await replaced.DisposeAsync();
+            }
+        }
     }
 
     private async Task<string> PublishAsync(NodeSimulator node, V1Pod pod, V1PersistentVolume pv, Csi.V1.Volume created, VolumeCapability capability, bool readOnly)
@@ -249,11 +267,18 @@ internal sealed class Scenario : IAsyncDisposable
                 ops++;
             }
         });
-        await WaitForOps(3, "container I/O before the disruption");
-        await disruption(WaitForOps);
-        await WaitForOps(3, "container I/O after the disruption");
-        await stop.CancelAsync();
-        await loop;
+        try
+        {
+            await WaitForOps(3, "container I/O before the disruption");
+            await disruption(WaitForOps);
+            await WaitForOps(3, "container I/O after the disruption");
+        }
+        finally
+        {
+            // Also when the disruption failed: the loop must not go on exec'ing into a container being disposed.
+            await stop.CancelAsync();
+            await loop;
+        }
         return (ops, failures);
     }
 
@@ -335,7 +360,7 @@ internal sealed class Scenario : IAsyncDisposable
         {
             await _cluster.DisposeAsync();
         }
-        SupervisorProcess.CleanUp(_layout);
+        await SupervisorProcess.CleanUpAsync(_layout);
         if (_s3 is not null)
         {
             await _s3.DisposeAsync();

@@ -833,7 +833,7 @@ public sealed class HostileCsiRequestTests : IClassFixture<HostileCsiRequestTest
             {
                 await Supervisor.DisposeAsync();
             }
-            SupervisorProcess.CleanUp(Layout);
+            await SupervisorProcess.CleanUpAsync(Layout);
             Directory.Delete(Outside, recursive: true);
         }
     }

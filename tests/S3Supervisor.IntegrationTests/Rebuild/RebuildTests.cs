@@ -71,7 +71,7 @@ public sealed class RebuildTests : IAsyncLifetime
         {
             await _cluster.DisposeAsync();
         }
-        SupervisorProcess.CleanUp(_layout);
+        await SupervisorProcess.CleanUpAsync(_layout);
     }
 
     /// <summary>The one test that stays dead as long as a kubelet back-off really keeps a crashed container down.</summary>
@@ -357,7 +357,9 @@ public sealed class RebuildTests : IAsyncLifetime
         await first.KillAndWaitLikeARuntimeAsync();
         // Node "reboot" for volume 5: kubelet's directories for it are gone.
         var gone = _scenario.Volumes[5].Volume;
-        SupervisorProcess.CleanUp(new SupervisorLayout(Path.GetDirectoryName(_node.StagingPath(gone))!));
+        var stagingDirectory = Path.GetDirectoryName(_node.StagingPath(gone))!;
+        MountCleaner.UnmountUnder(stagingDirectory);
+        Directory.Delete(stagingDirectory, true);
         foreach (var pod in _pods)
         {
             var dir = Path.GetDirectoryName(_node.TargetPath(pod, gone))!;

@@ -32,14 +32,12 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
         held.Write("before "u8);
         held.Flush();
 
-        await Supervisor.StopAsync();
-        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
-        await Task.Delay(SupervisorProcess.RestartDelay);
-        var started = Stopwatch.StartNew();
+        await Supervisor.StopAndWaitLikeARuntimeAsync();
         var next = await StartSupervisorAsync();
-        var first = await next.Client.ListVolumesAsync(new ListVolumesRequest());
-        var answered = started.Elapsed;
+        // The reply the start waited for, not a later call: Ready and adopted at the first answer.
+        var first = next.FirstListVolumes;
 
+        Assert.NotNull(first);
         Assert.True(first.Volumes.Count == volumes.Length, $"first ListVolumes: {first}\n{next.Output}");
         Assert.Equal(volumes, first.Volumes.Select(v => v.VolumeId).Order(StringComparer.Ordinal));
         foreach (var volume in first.Volumes)
@@ -57,8 +55,7 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
         var buffer = new byte[64];
         var read = held.Read(buffer);
         Assert.Equal("before after", System.Text.Encoding.UTF8.GetString(buffer, 0, read));
-        Assert.Contains("Adopted 3 of 3 s3fs processes", next.Output, StringComparison.Ordinal);
-        Assert.True(answered < TimeSpan.FromSeconds(30), $"first answer after {answered}");
+        await Eventually.WaitAsync(() => next.Output.Contains("Adopted 3 of 3 s3fs processes", StringComparison.Ordinal), Eventually.DefaultTimeout, "the new supervisor logs that it adopted all 3", () => next.Output);
     }
 
     [SkippableFact]
@@ -66,8 +63,7 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
     {
         var staged = await StageAsync("vol-adopt-heal");
         var target = await PublishAsync("vol-adopt-heal", "pod-heal");
-        await Supervisor.KillSupervisorOnlyAsync();
-        await Task.Delay(SupervisorProcess.RestartDelay);
+        await Supervisor.KillSupervisorOnlyAndWaitAsync();
         var next = await StartSupervisorAsync();
         var adopted = await next.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "vol-adopt-heal" });
         Assert.True(adopted.Adopted);
@@ -94,8 +90,7 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
     public async Task Restart_AdoptedVolumeUnstaged_ItsS3fsStopsAndNothingIsLeft()
     {
         var staged = await StageAsync("vol-adopt-unstage");
-        await Supervisor.StopAsync();
-        await Task.Delay(SupervisorProcess.RestartDelay);
+        await Supervisor.StopAndWaitLikeARuntimeAsync();
         var next = await StartSupervisorAsync();
 
         await next.Client.UnstageVolumeAsync(new UnstageVolumeRequest { VolumeId = "vol-adopt-unstage", StagingPath = Layout.StagingPath("vol-adopt-unstage") });
@@ -113,11 +108,11 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
         await Supervisor.StopAsync();
         ProcessTree.Signal(staged.Pid, 9);
         await ProcessTree.WaitGoneAsync([staged.Pid], TimeSpan.FromSeconds(10));
-        await Task.Delay(SupervisorProcess.RestartDelay);
+        await SupervisorProcess.RestartGapAsync();
 
         var next = await StartSupervisorAsync();
 
-        Assert.Contains("not adopted: the process has exited", next.Output, StringComparison.Ordinal);
+        await Eventually.WaitAsync(() => next.Output.Contains("not adopted: the process has exited", StringComparison.Ordinal), Eventually.DefaultTimeout, "the new supervisor says why it did not adopt the dead child", () => next.Output);
         // It went to the rebuild, which (this supervisor is not told kubelet's root) drops it, and says so.
         await Eventually.WaitAsync(() => next.Output.Contains("vol-adopt-dead dropped", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the rebuild reports what it did with the volume", () => next.Output);
         Assert.DoesNotContain((await next.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes, v => v.VolumeId == "vol-adopt-dead");
@@ -164,6 +159,6 @@ public sealed class ChildAdoptionTests : SupervisorTestBase
         var next = await StartSupervisorAsync();
 
         Assert.Empty((await next.Client.ListVolumesAsync(new ListVolumesRequest())).Volumes);
-        Assert.Contains("The journal cannot be read", next.Output, StringComparison.Ordinal);
+        await Eventually.WaitAsync(() => next.Output.Contains("The journal cannot be read", StringComparison.Ordinal), Eventually.DefaultTimeout, "the supervisor says the journal cannot be read", () => next.Output);
     }
 }

@@ -29,11 +29,15 @@ public sealed class ChildMemoryLimitTests : SupervisorTestBase
     [SkippableFact]
     public async Task VolumeOverItsMemoryLimit_OomKilledAloneReportedAndHealed_OtherVolumeKeepsItsPid()
     {
-        var memory = Path.Combine("/sys/fs/cgroup/memory", SupervisorProcess.ChildCgroupParent(Layout));
-        Skip.IfNot(Directory.Exists("/sys/fs/cgroup/memory"), "no cgroup v1 memory hierarchy at /sys/fs/cgroup/memory (the v2 path is covered by ChildCgroups' own tests)");
+        // The hierarchy that limits memory, found as the supervisor should find it: v1 memory, else cgroup2 with memory.
+        var hierarchy = TestCgroup.MemoryMountPoint();
+        Requires.Check(hierarchy is null ? $"no cgroup hierarchy at or under {TestCgroup.Root} offers the memory controller (see /proc/self/mountinfo)" : null);
+        var v2 = hierarchy == TestCgroup.UnifiedMountPoint();
+        var (limitFile, oomFile) = v2 ? ("memory.max", "memory.events") : ("memory.limit_in_bytes", "memory.oom_control");
+        var memory = Path.Combine(hierarchy!, SupervisorProcess.ChildCgroupParent(Layout));
         var hungry = await StageWithLimitAsync("vol-oom");
         var other = await StageWithLimitAsync("vol-oom-other");
-        Assert.Equal(Limit.ToString(CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(memory, hungry.Cgroup, "memory.limit_in_bytes")).Trim());
+        Assert.Equal(Limit.ToString(CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(memory, hungry.Cgroup, limitFile)).Trim());
 
         // Something in s3fs's cgroup eats memory (a stand-in for a runaway s3fs: no s3fs request makes it
         // grow on demand). s3fs is made the kernel's first choice so that the victim is known.
@@ -54,8 +58,8 @@ public sealed class ChildMemoryLimitTests : SupervisorTestBase
         Assert.Equal(1, healed.RestartCount);
         Assert.Equal(hungry.Cgroup, healed.Cgroup);
         Assert.Contains(healed.Pid.ToString(CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(memory, healed.Cgroup, "cgroup.procs")).Split('\n'));
-        Assert.True(long.Parse(File.ReadAllLines(Path.Combine(memory, hungry.Cgroup, "memory.oom_control")).Single(l => l.StartsWith("oom_kill ", StringComparison.Ordinal))[9..], CultureInfo.InvariantCulture) >= 1);
-        Assert.Contains("exceeding its memory limit (48 MiB)", Supervisor.Output, StringComparison.Ordinal);
+        Assert.True(long.Parse(File.ReadAllLines(Path.Combine(memory, hungry.Cgroup, oomFile)).Single(l => l.StartsWith("oom_kill ", StringComparison.Ordinal))[9..], CultureInfo.InvariantCulture) >= 1);
+        await Eventually.WaitAsync(() => Supervisor.Output.Contains("exceeding its memory limit (48 MiB)", StringComparison.Ordinal), Eventually.DefaultTimeout, "the supervisor says the s3fs exceeded its memory limit", () => Supervisor.Output);
         var after = await Supervisor.Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = "vol-oom-other" });
         Assert.Equal(other.Pid, after.Pid);
         Assert.Equal(0, after.RestartCount);

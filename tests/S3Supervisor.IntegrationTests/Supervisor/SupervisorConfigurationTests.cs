@@ -8,11 +8,13 @@ namespace S3Supervisor.IntegrationTests.Supervisor;
 /// Invalid configuration stops the supervisor at start, with a message and a non-zero exit; in
 /// particular a kubeconfig the rebuild could never use, which otherwise only shows after a restart.
 /// </summary>
-public sealed class SupervisorConfigurationTests : IDisposable
+public sealed class SupervisorConfigurationTests : IAsyncLifetime
 {
     private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-cfg-").FullName);
 
-    public void Dispose() => SupervisorProcess.CleanUp(_layout);
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => SupervisorProcess.CleanUpAsync(_layout);
 
     [SkippableFact]
     public async Task Start_KubeconfigUserWithoutCredentials_ExitsNonZeroNamingIt()

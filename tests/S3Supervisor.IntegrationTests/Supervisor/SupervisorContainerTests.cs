@@ -9,14 +9,16 @@ namespace S3Supervisor.IntegrationTests.Supervisor;
 /// The stand-in "supervisor container": a supervisor started in a cgroup of its own and killed the
 /// way a runtime kills a container (SIGKILL to everything in its cgroup). What this proves for
 /// issue 9: a process that <see cref="ChildCgroups"/> moved out of the container's cgroups survives
-/// that kill, and one left inside dies with the supervisor. The two processes stand in for s3fs
-/// children until the start path places them; the kill follows cgroups, not parentage, either way.
+/// that kill, and one left inside dies with the supervisor. Two sleep processes stand in for s3fs
+/// children, so that one can be left inside: the kill follows cgroups, not parentage.
 /// </summary>
-public sealed class SupervisorContainerTests : IDisposable
+public sealed class SupervisorContainerTests : IAsyncLifetime
 {
     private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-ctr-").FullName);
 
-    public void Dispose() => SupervisorProcess.CleanUp(_layout);
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => SupervisorProcess.CleanUpAsync(_layout);
 
     [SkippableFact]
     public async Task KillCgroupLikeARuntimeAsync_ChildMovedOutByChildCgroups_SurvivesAndOneLeftInsideDies()
@@ -28,24 +30,36 @@ public sealed class SupervisorContainerTests : IDisposable
         Assert.Contains(supervisor.Pid, container.Pids());
         using var inside = StartSleep();
         using var outside = StartSleep();
-        container.Join(inside.Id);
-        container.Join(outside.Id);
-        var cgroups = new ChildCgroups(new ChildCgroupSettings(TestCgroup.Root, children.Name));
+        try
+        {
+            container.Join(inside.Id);
+            container.Join(outside.Id);
+            var cgroups = new ChildCgroups(new ChildCgroupSettings(TestCgroup.Root, children.Name));
 
-        await cgroups.PlaceAsync("vol-a", outside.Id, memoryMaxBytes: null);
-        Assert.Equal(new[] { supervisor.Pid, inside.Id }.Order(), container.Pids());
-        await supervisor.KillCgroupLikeARuntimeAsync();
+            await cgroups.PlaceAsync("vol-a", outside.Id, memoryMaxBytes: null);
+            Assert.Equal(new[] { supervisor.Pid, inside.Id }.Order(), container.Pids());
+            await supervisor.KillCgroupLikeARuntimeAsync();
 
-        Assert.True(supervisor.HasExited);
-        await inside.WaitForExitAsync().WaitAsync(Eventually.DefaultTimeout);
-        Assert.Equal(128 + 9, inside.ExitCode);
-        Assert.True(ProcessInfo.IsRunning(outside.Id), "the child moved out of the container's cgroups must survive");
-        Assert.True(await cgroups.ContainsAsync("vol-a", outside.Id));
-        Assert.True(container.IsGone, "the runtime removes the container's cgroup");
+            Assert.True(supervisor.HasExited);
+            await inside.WaitForExitAsync().WaitAsync(Eventually.DefaultTimeout);
+            Assert.Equal(128 + 9, inside.ExitCode);
+            Assert.True(ProcessInfo.IsRunning(outside.Id), "the child moved out of the container's cgroups must survive");
+            Assert.True(await cgroups.ContainsAsync("vol-a", outside.Id));
+            Assert.True(container.IsGone, "the runtime removes the container's cgroup");
 
-        outside.Kill();
-        await outside.WaitForExitAsync();
-        await cgroups.RemoveAsync("vol-a");
+            outside.Kill();
+            await outside.WaitForExitAsync();
+            await cgroups.RemoveAsync("vol-a");
+        }
+        finally
+        {
+            // Whatever failed above, no sleep outlives the test (one moved out of every test cgroup would).
+            foreach (var sleep in new[] { inside, outside }.Where(p => !p.HasExited))
+            {
+                sleep.Kill();
+                await sleep.WaitForExitAsync();
+            }
+        }
     }
 
     [SkippableFact]

@@ -63,7 +63,7 @@ public sealed class SupervisorShutdownTests : SupervisorTestBase
     public async Task Sigterm_StopChildrenOnShutdown_ChildrenStoppedThenSecretsTmpfsUnmounted()
     {
         // The supervisor mounts a tmpfs of its own only where the secrets directory is not on one already.
-        Skip.If(HolderOf(Path.GetDirectoryName(Layout.SecretsDirectory)!)?.FileSystemType == "tmpfs", "the test root is on tmpfs: the supervisor mounts no tmpfs of its own there");
+        Skip.If(MountTable.HolderOf(Path.GetDirectoryName(Layout.SecretsDirectory)!)?.FileSystemType == "tmpfs", "the test root is on tmpfs: the supervisor mounts no tmpfs of its own there");
         await Supervisor.DisposeAsync();
         await StartSupervisorAsync(new Dictionary<string, string> { ["Supervisor__StopChildrenOnShutdown"] = "true" });
         var mounted = MountTable.Find(Layout.SecretsDirectory);
@@ -78,11 +78,4 @@ public sealed class SupervisorShutdownTests : SupervisorTestBase
         Assert.Null(MountTable.Find(Layout.SecretsDirectory));
         Assert.Contains("Unmounted the private tmpfs on the secrets directory", Supervisor.Output, StringComparison.Ordinal);
     }
-
-    /// <summary>The mount that holds a path: the longest mount point above it (topmost layer).</summary>
-    private static MountEntry? HolderOf(string path) =>
-        MountTable.Read()
-            .Where(m => path == m.MountPoint || path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal))
-            .OrderBy(m => m.MountPoint.Length)
-            .LastOrDefault();
 }

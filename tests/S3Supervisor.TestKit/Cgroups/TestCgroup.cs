@@ -11,8 +11,9 @@ namespace S3Supervisor.TestKit;
 /// <c>ChildCgroups</c> on purpose: it is the tests' oracle.
 /// </summary>
 /// <remarks>
-/// Names are <c>s3sv-test-&lt;pid&gt;-&lt;starttime&gt;-&lt;purpose&gt;-&lt;hex&gt;</c>, the owner test process by pid and
-/// start time, so that scripts/sweep-test-dirs.sh (run before every test run and by the watchdog
+/// Names are <c>s3sv-test-&lt;pid&gt;-&lt;starttime&gt;-&lt;purpose&gt;-&lt;key&gt;</c>, the owner test process by pid and
+/// start time (the key random, or one the caller derives, as the per-volume parent of a test supervisor
+/// does from its layout), so that scripts/sweep-test-dirs.sh (run before every test run and by the watchdog
 /// when a test process dies) kills what is left inside a dead owner's cgroups and removes them.
 /// Dispose does the same at once: SIGKILL to every process in the tree until none is left, then
 /// rmdir deepest first in every hierarchy.
@@ -35,15 +36,38 @@ public sealed class TestCgroup : IAsyncDisposable
     public IReadOnlyList<string> Directories => MountPoints().Select(m => Path.Combine(m, Name)).ToList();
 
     /// <summary>A name no other test (or test process) uses, carrying this process's pid and start time for the sweep.</summary>
-    public static string UniqueName(string purpose)
+    public static string UniqueName(string purpose) => NameFor(purpose, Guid.NewGuid().ToString("N")[..8]);
+
+    /// <summary>
+    /// The name for <paramref name="purpose"/> and <paramref name="key"/> in this test process, the same on
+    /// every call: <c>s3sv-test-&lt;pid&gt;-&lt;starttime&gt;-&lt;purpose&gt;-&lt;key&gt;</c>, so that what finds a cgroup
+    /// again (a restarted supervisor, its predecessor's children) and the sweep agree on it.
+    /// </summary>
+    public static string NameFor(string purpose, string key)
     {
-        if (purpose.Length is 0 or > 16 || !purpose.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c)))
+        if (!IsToken(purpose))
         {
             throw new ArgumentException("use 1-16 of [a-z0-9]", nameof(purpose));
         }
+        if (!IsToken(key))
+        {
+            throw new ArgumentException("use 1-16 of [a-z0-9]", nameof(key));
+        }
         var self = System.Environment.ProcessId;
-        return string.Create(CultureInfo.InvariantCulture, $"{Prefix}{self}-{ProcessInfo.StartTime(self)}-{purpose}-{Guid.NewGuid().ToString("N")[..8]}");
+        return string.Create(CultureInfo.InvariantCulture, $"{Prefix}{self}-{ProcessInfo.StartTime(self)}-{purpose}-{key}");
     }
+
+    /// <summary>The test cgroup called <paramref name="name"/> (one of <see cref="NameFor"/>'s), whether or not it exists: to kill what is inside and remove it.</summary>
+    public static TestCgroup For(string name)
+    {
+        if (!name.StartsWith(Prefix, StringComparison.Ordinal) || name.Contains('/', StringComparison.Ordinal) || name.Length > 255)
+        {
+            throw new ArgumentException($"'{name}' is not a test cgroup name ({Prefix}..., one path segment)", nameof(name));
+        }
+        return new TestCgroup(name);
+    }
+
+    private static bool IsToken(string value) => value.Length is > 0 and <= 16 && value.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c));
 
     /// <summary>Mount points of every cgroup hierarchy at or directly under <see cref="Root"/>, from this process's mountinfo.</summary>
     public static IReadOnlyList<string> MountPoints() =>
@@ -58,6 +82,32 @@ public sealed class TestCgroup : IAsyncDisposable
     public static string? UnifiedMountPoint() =>
         MountTable.Read()
             .LastOrDefault(m => m.FileSystemType == "cgroup2" && (m.MountPoint == Root || Path.GetDirectoryName(m.MountPoint) == Root))
+            ?.MountPoint;
+
+    /// <summary>
+    /// Whether a v1 hierarchy at or directly under <see cref="Root"/> carries <paramref name="option"/>
+    /// among its mount options: a controller (memory, cpuset) or a name (name=systemd).
+    /// </summary>
+    public static bool HasV1Hierarchy(string option) => V1Hierarchy(option) is not null;
+
+    /// <summary>
+    /// The mount point of the hierarchy that limits memory: the v1 memory hierarchy, else the cgroup2
+    /// tree when its root offers the memory controller (a unified host), else null.
+    /// </summary>
+    public static string? MemoryMountPoint()
+    {
+        if (V1Hierarchy("memory") is { } v1)
+        {
+            return v1;
+        }
+        var unified = UnifiedMountPoint();
+        var controllers = unified is null ? null : Path.Combine(unified, "cgroup.controllers");
+        return controllers is not null && File.Exists(controllers) && File.ReadAllText(controllers).Split(' ', '\n').Contains("memory") ? unified : null;
+    }
+
+    private static string? V1Hierarchy(string option) =>
+        MountTable.Read()
+            .FirstOrDefault(m => m.FileSystemType == "cgroup" && (m.MountPoint == Root || Path.GetDirectoryName(m.MountPoint) == Root) && m.SuperOptions.Split(',').Contains(option))
             ?.MountPoint;
 
     /// <summary>Makes a fresh cgroup in every hierarchy (v1 cpuset gets its parent's cpus and mems). Also starts the test-process watchdog that sweeps it if this process dies.</summary>

@@ -5,7 +5,8 @@ namespace S3Supervisor.TestKit;
 
 /// <summary>One line of /proc/PID/mountinfo.</summary>
 /// <param name="Root">The path inside the mounted file system that is mounted here (a subPath bind shows it).</param>
-public sealed record MountEntry(int Id, int ParentId, int Major, int Minor, string Root, string MountPoint, string Options, string FileSystemType, string Source)
+/// <param name="SuperOptions">The file system's own options after the source (a cgroup v1 hierarchy's controllers, or name=systemd, are there).</param>
+public sealed record MountEntry(int Id, int ParentId, int Major, int Minor, string Root, string MountPoint, string Options, string FileSystemType, string Source, string SuperOptions = "")
 {
     public string Device => string.Create(CultureInfo.InvariantCulture, $"{Major}:{Minor}");
 
@@ -48,7 +49,8 @@ public static class MountTable
                 Unescape(f[4]),
                 f[5],
                 f[dash + 1],
-                Unescape(f[dash + 2])));
+                Unescape(f[dash + 2]),
+                dash + 3 < f.Length ? f[dash + 3] : ""));
         }
 
         return entries;
@@ -63,6 +65,13 @@ public static class MountTable
         var full = Path.TrimEndingDirectorySeparator(mountPoint);
         return table.LastOrDefault(e => e.MountPoint == full);
     }
+
+    /// <summary>The mount that holds <paramref name="path"/>: the one with the longest mount point at or above it (its topmost layer), or null.</summary>
+    public static MountEntry? HolderOf(string path, int? pid = null) =>
+        Read(pid)
+            .Where(m => path == m.MountPoint || path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal))
+            .OrderBy(m => m.MountPoint.Length)
+            .LastOrDefault();
 
     /// <summary>Every mount at or below <paramref name="directory"/>.</summary>
     public static IReadOnlyList<MountEntry> Under(string directory, int? pid = null)

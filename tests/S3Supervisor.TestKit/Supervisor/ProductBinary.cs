@@ -24,12 +24,11 @@ public sealed class ProductBinary
     private static readonly Lock NoteGate = new();
     private static readonly HashSet<string> Noted = [];
 
-    private ProductBinary(string name, BinaryKind kind, string path, string? note)
+    private ProductBinary(string name, BinaryKind kind, string path)
     {
         Name = name;
         Kind = kind;
         Path = path;
-        Note = note;
     }
 
     /// <summary>s3supervisor (supervisor/): of <paramref name="kind"/>, or as S3SUPERVISOR_BINARIES says, or AOT when it is usable.</summary>
@@ -45,9 +44,6 @@ public sealed class ProductBinary
 
     /// <summary>The native binary (AOT) or the assembly that `dotnet` runs (JIT).</summary>
     public string Path { get; }
-
-    /// <summary>Why the JIT is used although AOT was preferred; null otherwise.</summary>
-    public string? Note { get; }
 
     /// <summary>What the benchmark prints: the kind and the path.</summary>
     public string Describe() => Kind == BinaryKind.Aot ? $"{Path} (NativeAOT)" : $"dotnet {Path} (JIT)";
@@ -131,12 +127,12 @@ public sealed class ProductBinary
     {
         if (kind == BinaryKind.Jit)
         {
-            return new ProductBinary(name, BinaryKind.Jit, JitPath(name), null);
+            return new ProductBinary(name, BinaryKind.Jit, JitPath(name));
         }
         var problem = AotProblem(name, folder);
         if (problem is null)
         {
-            return new ProductBinary(name, BinaryKind.Aot, AotPath(name, folder)!, null);
+            return new ProductBinary(name, BinaryKind.Aot, AotPath(name, folder)!);
         }
         if (kind == BinaryKind.Aot)
         {
@@ -150,6 +146,6 @@ public sealed class ProductBinary
                 Console.Error.WriteLine($"S3Supervisor.TestKit: NOTE: {note}");
             }
         }
-        return new ProductBinary(name, BinaryKind.Jit, JitPath(name), note);
+        return new ProductBinary(name, BinaryKind.Jit, JitPath(name));
     }
 }

@@ -71,6 +71,13 @@ public sealed class SupervisorProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>
+    /// The first ListVolumes reply, the one <see cref="WaitReadyAsync"/> waited for: what a client that asked
+    /// as soon as the socket answered was told (so "Ready at the first answer" is checked on it, not on a later
+    /// call). Null before that, or when the supervisor answered PermissionDenied (a peer allow-list without us).
+    /// </summary>
+    public ListVolumesResponse? FirstListVolumes { get; private set; }
+
     /// <summary>Everything the supervisor wrote (JSON log lines), for assertions such as "no secret in the log".</summary>
     public string Output => _process.Output;
 
@@ -85,7 +92,10 @@ public sealed class SupervisorProcess : IAsyncDisposable
     /// </summary>
     public static async Task<SupervisorProcess> StartAsync(SupervisorLayout? layout = null, IDictionary<string, string>? settings = null, TimeSpan? timeout = null, bool ownCgroup = false, BinaryKind? kind = null)
     {
+        var ownLayout = layout is null;
         layout ??= new SupervisorLayout(Directory.CreateTempSubdirectory("s3sv-").FullName);
+        // Its children's cgroups (ChildCgroupParent) carry this process's name, so the watchdog sweeps them if it dies.
+        await ScratchDirectory.EnsureGuardAsync(CancellationToken.None).ConfigureAwait(false);
         var cgroup = ownCgroup ? await TestCgroup.CreateAsync("container").ConfigureAwait(false) : null;
         SupervisorProcess supervisor;
         try
@@ -104,10 +114,15 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
             await supervisor.WaitReadyAsync(timeout ?? TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         }
-        catch when (cgroup is not null)
+        catch
         {
-            // Nothing of a failed start may stay in (or keep) a test cgroup.
+            // Nothing of a failed start may keep running, hold the socket or stay in (or keep) a test cgroup.
             await supervisor.DisposeAsync().ConfigureAwait(false);
+            if (ownLayout)
+            {
+                // The caller never saw this layout, so nobody else would clean it up.
+                await CleanUpAsync(layout).ConfigureAwait(false);
+            }
             throw;
         }
         return supervisor;
@@ -149,7 +164,7 @@ public sealed class SupervisorProcess : IAsyncDisposable
             ["Supervisor__HealthCheckInterval"] = "00:00:01",
             ["Supervisor__BackoffInitial"] = "00:00:00.200",
             ["Supervisor__ShutdownGrace"] = "00:00:10",
-            // Each test supervisor's children get cgroups of their own, removed by CleanUp.
+            // Each test supervisor's children get cgroups of their own, removed by CleanUpAsync.
             ["Supervisor__ChildCgroupParent"] = ChildCgroupParent(layout),
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
@@ -172,7 +187,8 @@ public sealed class SupervisorProcess : IAsyncDisposable
             }
             try
             {
-                await Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                var reply = await Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(2)).ConfigureAwait(false);
+                FirstListVolumes ??= reply;
                 return;
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.PermissionDenied)
@@ -219,20 +235,39 @@ public sealed class SupervisorProcess : IAsyncDisposable
     public static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(3);
 
     /// <summary>
-    /// What a container runtime does to a dead supervisor before kubelet starts the next one: SIGKILL
-    /// to it and its children (<see cref="KillAsync"/>), then <paramref name="delay"/> (<see cref="RestartDelay"/>
-    /// unless given). Every test that kills a supervisor and starts a new one goes through here.
+    /// The node without a supervisor between one supervisor's end and the next one's start: <paramref name="delay"/>
+    /// (<see cref="RestartDelay"/> unless given, never less), and as long as <paramref name="whileDown"/> takes when
+    /// given (what the test watches happen meanwhile, e.g. "containers keep doing I/O"; started at once).
+    /// Every restart gap of a test goes through here or one of the helpers built on it
+    /// (<see cref="KillAndWaitLikeARuntimeAsync"/>, <see cref="KillCgroupAndWaitLikeARuntimeAsync"/>,
+    /// <see cref="StopAndWaitLikeARuntimeAsync"/>, <see cref="KillSupervisorOnlyAndWaitAsync"/>).
     /// </summary>
-    public async Task KillAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    public static async Task RestartGapAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
     {
-        await KillAsync().ConfigureAwait(false);
+        var gap = CheckGap(delay);
+        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
+        await Task.WhenAll(Task.Delay(gap), whileDown is null ? Task.CompletedTask : whileDown()).ConfigureAwait(false);
+    }
+
+    private static TimeSpan CheckGap(TimeSpan? delay)
+    {
         var gap = delay ?? RestartDelay;
         if (gap < RestartDelay)
         {
             throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
         }
-        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
-        await Task.Delay(gap).ConfigureAwait(false);
+        return gap;
+    }
+
+    /// <summary>
+    /// What a container runtime does to a dead supervisor before kubelet starts the next one: SIGKILL
+    /// to it and its children (<see cref="KillAsync"/>), then the gap (<see cref="RestartGapAsync"/>).
+    /// </summary>
+    public async Task KillAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        await KillAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>SIGKILL to the supervisor and every descendant (its s3fs children), as when its container dies.</summary>
@@ -262,17 +297,12 @@ public sealed class SupervisorProcess : IAsyncDisposable
         await cgroup.RemoveAsync().ConfigureAwait(false);
     }
 
-    /// <summary><see cref="KillCgroupLikeARuntimeAsync"/>, then the gap before the next start (<see cref="RestartDelay"/> unless given), as <see cref="KillAndWaitLikeARuntimeAsync"/>.</summary>
-    public async Task KillCgroupAndWaitLikeARuntimeAsync(TimeSpan? delay = null)
+    /// <summary><see cref="KillCgroupLikeARuntimeAsync"/>, then the gap before the next start (<see cref="RestartGapAsync"/>).</summary>
+    public async Task KillCgroupAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
     {
-        var gap = delay ?? RestartDelay;
-        if (gap < RestartDelay)
-        {
-            throw new ArgumentOutOfRangeException(nameof(delay), gap, $"a restart gap under {RestartDelay.TotalSeconds} s does not model a real restart");
-        }
+        CheckGap(delay);
         await KillCgroupLikeARuntimeAsync().ConfigureAwait(false);
-        // Not a sleep before an assertion: the gap is the scenario (the node without a supervisor).
-        await Task.Delay(gap).ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>SIGTERM (graceful shutdown) and wait.</summary>
@@ -287,11 +317,31 @@ public sealed class SupervisorProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>
+    /// What kubelet does for a restart or an upgrade: SIGTERM (<see cref="StopAsync"/>; the children live on),
+    /// then the gap before the next start (<see cref="RestartGapAsync"/>). Returns the supervisor's exit code.
+    /// </summary>
+    public async Task<int> StopAndWaitLikeARuntimeAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        var code = await StopAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
+        return code;
+    }
+
     /// <summary>SIGKILL to the supervisor alone (its children live on, as when they run outside its container's cgroup), and wait until it is gone.</summary>
     public async Task KillSupervisorOnlyAsync()
     {
         ProcessTree.Signal(Pid, 9);
         await _process.WaitForExitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="KillSupervisorOnlyAsync"/>, then the gap before the next start (<see cref="RestartGapAsync"/>).</summary>
+    public async Task KillSupervisorOnlyAndWaitAsync(TimeSpan? delay = null, Func<Task>? whileDown = null)
+    {
+        CheckGap(delay);
+        await KillSupervisorOnlyAsync().ConfigureAwait(false);
+        await RestartGapAsync(delay, whileDown).ConfigureAwait(false);
     }
 
     /// <summary>The Drain call (every s3fs stopped gracefully), then the supervisor's own exit.</summary>
@@ -333,43 +383,31 @@ public sealed class SupervisorProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>The parent of a test supervisor's per-volume cgroups: one per layout, so parallel tests never share a cgroup.</summary>
-    public static string ChildCgroupParent(SupervisorLayout layout) => "s3supervisor-test/" + Path.GetFileName(layout.Root.TrimEnd('/'));
-
-    /// <summary>Removes the layout's cgroups (deepest first) in every hierarchy; processes were killed before.</summary>
-    private static void RemoveChildCgroups(SupervisorLayout layout)
+    /// <summary>
+    /// The parent of a test supervisor's per-volume cgroups: one segment, a <see cref="TestCgroup"/> name
+    /// (this test process, "volumes", a hash of the layout's root), so parallel tests never share one,
+    /// every supervisor started on the same root (a restart) finds its predecessor's, and the sweep
+    /// removes it when this process dies before <see cref="CleanUpAsync"/>.
+    /// </summary>
+    public static string ChildCgroupParent(SupervisorLayout layout)
     {
-        var parent = ChildCgroupParent(layout);
-        foreach (var hierarchy in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
-        {
-            var root = Path.Combine(hierarchy, parent);
-            if (!Directory.Exists(root))
-            {
-                continue;
-            }
-            foreach (var cgroup in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(root))
-            {
-                try
-                {
-                    Directory.Delete(cgroup);
-                }
-                catch (IOException)
-                {
-                }
-            }
-        }
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(layout.Root));
+        return TestCgroup.NameFor("volumes", Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(root)))[..12]);
     }
 
     /// <summary>
     /// Kills every process that names a path under the layout's root (the s3fs children: a supervisor
     /// stopped with SIGTERM leaves them running, and an adopted one is no longer its descendant), then
-    /// lazily unmounts everything under the root (deepest first) and deletes it.
+    /// lazily unmounts everything under the root (deepest first), kills what is left in the layout's
+    /// per-volume cgroups and removes them in every hierarchy, and deletes the root.
     /// </summary>
-    public static void CleanUp(SupervisorLayout layout)
+    public static async Task CleanUpAsync(SupervisorLayout layout)
     {
         ProcessTree.KillNaming(layout.Root);
         MountCleaner.UnmountUnder(layout.Root);
-        RemoveChildCgroups(layout);
+        var children = TestCgroup.For(ChildCgroupParent(layout));
+        await children.KillAllAsync().ConfigureAwait(false);
+        await children.RemoveAsync().ConfigureAwait(false);
         try
         {
             Directory.Delete(layout.Root, recursive: true);
