@@ -11,6 +11,12 @@ public interface IMounter
     /// <summary>This process's whole mount table, for callers that look up many paths at once.</summary>
     IReadOnlyList<MountEntry> ReadMounts();
 
+    /// <summary>
+    /// Completes at the next change of this process's mount table. Take it before looking at the
+    /// table and await it after (with a timeout of your own), so a change in between is not missed.
+    /// </summary>
+    Task NextMountTableChange();
+
     /// <summary>stat that asks the filesystem (not its attribute cache): 0 or the errno (ENOTCONN for a dead FUSE connection).</summary>
     int Stat(string path);
 
@@ -107,6 +113,11 @@ public sealed class Mounter : IMounter
     public MountEntry? FindMount(string path) => MountInfo.At(MountInfo.Read(), path);
 
     public IReadOnlyList<MountEntry> ReadMounts() => MountInfo.Read();
+
+    // One watcher for the process, started by the first caller (a supervisor that never mounts has no thread for it).
+    private static readonly Lazy<Libc.MountTableWatcher> MountTable = new(() => new Libc.MountTableWatcher());
+
+    public Task NextMountTableChange() => MountTable.Value.NextChange;
 
     // statx(AT_STATX_FORCE_SYNC): a plain stat of a FUSE mount whose s3fs was just killed still
     // succeeds for up to a second from FUSE's attribute cache.

@@ -13,6 +13,12 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
     /// <summary>A name no one uses: its stat makes s3fs ask S3 once with the volume's credentials.</summary>
     private const string ReadinessProbeName = ".s3supervisor-readiness-probe";
 
+    /// <summary>How soon a mounted s3fs that did not answer yet is asked again.</summary>
+    private static readonly TimeSpan AnswerRecheck = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long a start waits for a mount table change before it looks anyway.</summary>
+    private static readonly TimeSpan MountRecheck = TimeSpan.FromMilliseconds(250);
+
     private readonly ILogger _logger = logger;
 
     /// <summary>How long a child whose connection is already dead or hung gets to stop.</summary>
@@ -55,6 +61,8 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
                     var code = await child.Exited.ConfigureAwait(false);
                     throw ChildFailed(volume, child, $"s3fs exited with code {code} before the mount was ready");
                 }
+                // Taken before the look, awaited after it: a mount made in between still wakes us.
+                var mountTableChanged = mounter.NextMountTableChange();
                 var mount = mounter.FindMount(mountPoint);
                 if (mount is { IsFuse: true } && await StatBeforeDeadlineAsync(volume, child, mountPoint, deadline, cancellationToken).ConfigureAwait(false) == 0)
                 {
@@ -81,7 +89,13 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
                 {
                     throw ChildFailed(volume, child, $"the mount was not ready within {settings.MountTimeout.TotalSeconds:0} s", VolumeErrorKind.Unavailable);
                 }
-                await Task.WhenAny(child.Exited, Task.Delay(TimeSpan.FromMilliseconds(20), time, cancellationToken)).ConfigureAwait(false);
+                // Not mounted yet: the mount table's change wakes us the moment s3fs mounts (MountRecheck only
+                // bounds a missed wake-up). Mounted but not answering yet: s3fs is still in its FUSE init or
+                // asking S3, which no mount table change announces; look again soon.
+                var wait = mount is { IsFuse: true }
+                    ? Task.Delay(AnswerRecheck, time, cancellationToken)
+                    : Task.WhenAny(mountTableChanged, Task.Delay(MountRecheck, time, cancellationToken));
+                await Task.WhenAny(child.Exited, wait).ConfigureAwait(false);
             }
         }
         catch

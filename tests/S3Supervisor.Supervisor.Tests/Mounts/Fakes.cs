@@ -9,6 +9,7 @@ internal sealed class FakeMounter : IMounter
 {
     private readonly Dictionary<string, Stack<MountEntry>> _mounts = new(StringComparer.Ordinal);
     private int _nextMinor = 100;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public HashSet<string> Dead { get; } = new(StringComparer.Ordinal);
 
@@ -27,6 +28,14 @@ internal sealed class FakeMounter : IMounter
         lock (_mounts)
         {
             return _mounts.Values.SelectMany(stack => stack.Reverse()).ToArray();
+        }
+    }
+
+    public Task NextMountTableChange()
+    {
+        lock (_mounts)
+        {
+            return _changed.Task;
         }
     }
 
@@ -73,6 +82,7 @@ internal sealed class FakeMounter : IMounter
             {
                 stack.Pop();
                 Log.Add($"umount {path}");
+                Changed();
                 return true;
             }
             return false;
@@ -99,6 +109,15 @@ internal sealed class FakeMounter : IMounter
             _mounts[path] = stack = new Stack<MountEntry>();
         }
         stack.Push(entry);
+        Changed();
+    }
+
+    /// <summary>What the kernel's POLLPRI on mountinfo tells: the table changed (called under the lock).</summary>
+    private void Changed()
+    {
+        var changed = _changed;
+        _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
     }
 }
 
