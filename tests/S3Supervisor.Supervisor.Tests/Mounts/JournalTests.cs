@@ -98,4 +98,43 @@ public sealed class JournalTests : IDisposable
         await journal.SaveAsync(() => []);
         Assert.Empty(journal.Load());
     }
+
+    [Fact]
+    public async Task Save_ManyAtOnceWhileOneWrites_OneMoreWriteServesThemAllAndHoldsTheLastState()
+    {
+        var journal = new Journal(_dir);
+        var state = 0;
+        var snapshots = 0;
+        using var firstTaken = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        IEnumerable<Volume> Snapshot()
+        {
+            if (Interlocked.Increment(ref snapshots) == 1)
+            {
+                // The first save is writing: every other one asks meanwhile.
+                firstTaken.Release();
+                release.Wait();
+            }
+            return [new Volume { VolumeId = $"v{Volatile.Read(ref state)}", StagingPath = "/k/s", Source = new VolumeSource { Bucket = "b" } }];
+        }
+
+        var first = Task.Run(() => journal.SaveAsync(Snapshot));
+        await firstTaken.WaitAsync();
+        var others = Enumerable.Range(1, 20).Select(i =>
+        {
+            Volatile.Write(ref state, i);
+            return journal.SaveAsync(Snapshot);
+        }).ToArray();
+        release.Release();
+        await first;
+        await Task.WhenAll(others);
+
+        // The first write, then one for the 20 that waited (each asked after its change: all are in it).
+        Assert.Equal(2, snapshots);
+        Assert.Equal(["v20"], journal.Load().Select(v => v.VolumeId));
+        // A save asked after everything is written writes again.
+        Volatile.Write(ref state, 21);
+        await journal.SaveAsync(Snapshot);
+        Assert.Equal(["v21"], journal.Load().Select(v => v.VolumeId));
+    }
 }
