@@ -51,9 +51,12 @@ internal sealed partial class SupervisorLifecycle : IHostedLifecycleService
             // a tmpfs we were given (an emptyDir of medium Memory, a host tmpfs) never is.
             _mountedTmpfs = File.Exists(TmpfsMarker) && _mounter.FindMount(_options.SecretsDirectory) is { FsType: "tmpfs" };
         }
-        var adopted = (await _volumes.AdoptAsync(cancellationToken).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
-        // The rest of a predecessor's passwd files and private mounts: nothing uses them (their children are gone).
-        _credentials.RemoveAllExcept(adopted);
+        var starting = await _volumes.AdoptAsync(cancellationToken).ConfigureAwait(false);
+        var adopted = starting.Adopted.ToHashSet(StringComparer.Ordinal);
+        // A predecessor's passwd files: those of journal records stay for the rebuild, which remounts
+        // from them at once and removes what it does not bring back; the rest go now. Private mounts
+        // not adopted are dead (their children are gone).
+        _credentials.RemoveAllExcept(adopted.Union(starting.Journaled).ToHashSet(StringComparer.Ordinal));
         ClearPrivateMounts(adopted.Select(CredentialStore.FileName).ToHashSet(StringComparer.Ordinal));
     }
 

@@ -12,7 +12,8 @@ public sealed partial class VolumeManager
 {
     /// <summary>
     /// Brings a volume back after a supervisor restart: clears stale mounts, starts s3fs with the
-    /// given credentials and re-binds the targets. Used by the rebuild; the volume must be unknown.
+    /// given credentials (null: the passwd file stored before the restart) and re-binds the targets.
+    /// Used by the rebuild; a volume already staged is left as it is.
     /// </summary>
     public async Task<Volume> RestoreAsync(string volumeId, string stagingPath, VolumeSource source, Credentials? credentials, IEnumerable<PublishTarget> targets, CancellationToken cancellationToken)
     {
@@ -21,8 +22,11 @@ public sealed partial class VolumeManager
         _awaitingRestore.Settled(volumeId);
         if (!created && volume.Staged)
         {
-            if (volume.CredentialsMissing && credentials is not null)
+            if (credentials is not null && (volume.CredentialsMissing || volume.State == VolumeState.Failed))
             {
+                // CredentialsMissing: adopted after a restart that lost the secrets tmpfs. Failed: restored
+                // from the journal with its stored passwd file and that failed (a rotated secret, say):
+                // the healer's next start uses what the API server says now.
                 // Adopted after a restart that lost the secrets tmpfs: the running s3fs needs nothing,
                 // but its next start (a heal) will.
                 _credentials.Write(volumeId, credentials);
@@ -50,11 +54,24 @@ public sealed partial class VolumeManager
         try
         {
             _reporter.SetState(volume, VolumeState.Recovering, "Restoring", $"restoring {S3Location.Of(source)} at {stagingPath}");
-            if (!source.Options.PublicBucket)
+            // No credentials: the journal's fast path, with the passwd file this volume was staged with
+            // (checked against S3 then, and s3fs's readiness probe reports a denial again now).
+            var stored = credentials is null && !source.Options.PublicBucket;
+            if (stored)
             {
-                _credentials.Write(volumeId, credentials ?? throw VolumeException.Invalid("credentials", "are required unless the public_bucket option is set"));
+                if (!HasStoredCredentials(volumeId))
+                {
+                    throw VolumeException.Invalid("credentials", "are required unless the public_bucket option is set");
+                }
             }
-            await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
+            else
+            {
+                if (!source.Options.PublicBucket)
+                {
+                    _credentials.Write(volumeId, credentials!);
+                }
+                await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
+            }
             _starter.UnmountStaging(volume);
             await _healer.StartWatchedAsync(volume, cancellationToken).ConfigureAwait(false);
             _healer.RebindAllTargets(volume);
@@ -84,7 +101,7 @@ public sealed partial class VolumeManager
     /// Adopts, before anything else runs, every s3fs a predecessor started that still serves its
     /// volume (see <see cref="ChildAdoption"/>). Returns the adopted ids; the rebuild leaves them alone.
     /// </summary>
-    public async Task<IReadOnlyCollection<string>> AdoptAsync(CancellationToken cancellationToken)
+    public async Task<StartingVolumes> AdoptAsync(CancellationToken cancellationToken)
     {
         IReadOnlyList<JournalEntry> entries;
         try
@@ -96,9 +113,32 @@ public sealed partial class VolumeManager
             // An unreadable journal must not stop the supervisor (that would stop serving every
             // healthy mount): nothing is adopted, and the rebuild reports the journal itself.
             LogJournalUnreadable(e.Message);
-            return [];
+            return new StartingVolumes([], []);
         }
-        return await _adoption.AdoptAsync(entries, cancellationToken).ConfigureAwait(false);
+        var adopted = await _adoption.AdoptAsync(entries, cancellationToken).ConfigureAwait(false);
+        return new StartingVolumes(adopted, entries.Select(e => e.Volume.VolumeId).ToArray());
+    }
+
+    /// <summary>
+    /// Whether a volume's passwd file from before the restart is still here (the secrets directory
+    /// outlives the supervisor's process and container, not its pod): the rebuild can then remount it
+    /// from the journal at once, without waiting for the API server.
+    /// </summary>
+    public bool HasStoredCredentials(string volumeId) => File.Exists(_credentials.PasswdFile(volumeId));
+
+    /// <summary>
+    /// After the rebuild: the passwd files of journal records that did not come back (dropped, not
+    /// explained, never restorable) go. A volume known meanwhile (restored, or staged anew) keeps its own.
+    /// </summary>
+    public void RemoveStoredCredentialsOfUnknown(IEnumerable<string> volumeIds)
+    {
+        foreach (var id in volumeIds)
+        {
+            if (_table.Find(id) is null)
+            {
+                _credentials.Remove(id);
+            }
+        }
     }
 
     /// <summary>Whether the rebuild has nothing to do for this volume: it is served, with its credentials at hand.</summary>
@@ -218,3 +258,6 @@ public sealed partial class VolumeManager
     [LoggerMessage(EventId = 1015, Level = LogLevel.Information, Message = "Draining: SIGTERM to {Count} s3fs children, grace {Seconds} s; the journal keeps every volume for the next start")]
     private partial void LogDraining(int count, double seconds);
 }
+
+/// <summary>What the start found: the volumes whose s3fs was adopted, and every volume the journal recorded.</summary>
+public sealed record StartingVolumes(IReadOnlyCollection<string> Adopted, IReadOnlyCollection<string> Journaled);

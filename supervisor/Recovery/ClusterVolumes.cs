@@ -48,6 +48,10 @@ public sealed class ClusterVolumes
     private readonly IKubernetes _client;
     private readonly string _driver;
 
+    // One read per Secret per round, however many volumes name it (a bucket-per-volume StorageClass
+    // often points all its volumes at one Secret). A new round (LoadAsync) reads them again.
+    private System.Collections.Concurrent.ConcurrentDictionary<(string Namespace, string Name), Lazy<Task<V1Secret?>>> _secrets = new();
+
     public ClusterVolumes(IKubernetes client, string driverName)
     {
         _client = client;
@@ -61,6 +65,7 @@ public sealed class ClusterVolumes
     /// </summary>
     public async Task<IReadOnlyDictionary<string, ClusterVolume>> LoadAsync(string nodeName, IReadOnlySet<string> stagedHandles, CancellationToken cancellationToken)
     {
+        _secrets = new();
         var pods = await _client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={nodeName}", cancellationToken: cancellationToken).ConfigureAwait(false);
         var claims = new Dictionary<(string Ns, string Name), List<PodUse>>();
         foreach (var pod in pods.Items)
@@ -158,7 +163,7 @@ public sealed class ClusterVolumes
         var reference = volume.StageSecret ?? volume.PublishSecret ?? await FromStorageClassAsync(volume, cancellationToken).ConfigureAwait(false)
             ?? throw new VolumeNotRestorableException($"persistentvolume {volume.PersistentVolumeName} names no node-stage or node-publish secret, and its StorageClass none either", retry: false);
         var secretNamespace = reference.NamespaceProperty ?? volume.ClaimNamespace;
-        var secret = await ReadOrNullAsync(() => _client.CoreV1.ReadNamespacedSecretAsync(reference.Name, secretNamespace, cancellationToken: cancellationToken)).ConfigureAwait(false)
+        var secret = await SecretAsync(secretNamespace, reference.Name, cancellationToken).ConfigureAwait(false)
             ?? throw new VolumeNotRestorableException($"secret {secretNamespace}/{reference.Name} not found", retry: true);
         string Key(string key) => secret.Data is not null && secret.Data.TryGetValue(key, out var bytes) ? Encoding.UTF8.GetString(bytes) : string.Empty;
         var credentials = new Credentials
@@ -172,6 +177,25 @@ public sealed class ClusterVolumes
             throw new VolumeNotRestorableException($"secret {secretNamespace}/{reference.Name} lacks the keys {SecretKeys.AccessKeyId} and {SecretKeys.SecretAccessKey}", retry: true);
         }
         return (source, credentials);
+    }
+
+    /// <summary>
+    /// The Secret, read once per round for all the volumes that name it. A failed read is not kept:
+    /// the next volume that names it (or the next round) asks again.
+    /// </summary>
+    private async Task<V1Secret?> SecretAsync(string ns, string name, CancellationToken cancellationToken)
+    {
+        var secrets = _secrets;
+        var read = secrets.GetOrAdd((ns, name), key => new Lazy<Task<V1Secret?>>(() => ReadOrNullAsync(() => _client.CoreV1.ReadNamespacedSecretAsync(key.Name, key.Namespace, cancellationToken: cancellationToken))));
+        try
+        {
+            return await read.Value.ConfigureAwait(false);
+        }
+        catch
+        {
+            secrets.TryRemove(new KeyValuePair<(string, string), Lazy<Task<V1Secret?>>>((ns, name), read));
+            throw;
+        }
     }
 
     /// <summary>A PV made before its provisioner set secret refs: the StorageClass's templated parameters name the secret.</summary>

@@ -188,11 +188,68 @@ public sealed class RebuildTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task ApiServerDownAtStart_PasswdFilesKept_AllRestoredFromTheJournalWithoutIt()
+    {
+        var first = await StartSupervisorAsync();
+        await SetUpNodeAsync(first, containers: false);
+        await first.KillAndWaitLikeARuntimeAsync();
+        // The supervisor's container restarted, its pod did not: the secrets directory kept every passwd file.
+        await _api!.SetModeAsync(ApiServerMode.Down);
+
+        var second = await StartSupervisorAsync();
+        var volumes = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60));
+        Assert.Equal(VolumeCount, volumes.Count);
+        await Eventually.WaitAsync(() => second.Output.Contains($"Rebuild: {VolumeCount} of {VolumeCount} volume(s) remounted from the journal", StringComparison.Ordinal), Eventually.DefaultTimeout, "the rebuild saying it remounted every volume from the journal", () => second.Output);
+        Assert.All(volumes, v => Assert.Equal(2, v.Targets.Count));
+        // The new s3fs really serve with the stored credentials: a write through a target reaches S3.
+        var volume = _scenario.Volumes[0].Volume;
+        var target = _node.TargetPath(_pods[0], volume);
+        await File.WriteAllTextAsync(Path.Combine(target, "journal-path.txt"), "from the journal");
+        await Eventually.WaitAsync(async () => await S3.ObjectExistsAsync(_bucket, $"{volume.Metadata.Name}/journal-path.txt"), Eventually.DefaultTimeout, "the write through the restored mount reaching S3");
+        await _api.SetModeAsync(ApiServerMode.Normal);
+    }
+
+    [SkippableFact]
+    public async Task NewNodePod_VolumesShareOneSecret_ItIsReadOnceForAll()
+    {
+        var first = await StartSupervisorAsync();
+        await SetUpNodeAsync(first, containers: false);
+        await first.KillAndWaitLikeARuntimeAsync();
+        LoseStoredCredentials();
+        // Every PV names the first volume's Secret (same keys): one read must serve them all.
+        var shared = _scenario.Volumes[0].Secret;
+        foreach (var v in _scenario.Volumes)
+        {
+            v.Volume.Spec.Csi.NodeStageSecretRef = new V1SecretReference { Name = shared.Metadata.Name, NamespaceProperty = shared.Metadata.NamespaceProperty };
+            _api!.Upsert(v.Volume);
+        }
+        _api!.ClearRequests();
+
+        var second = await StartSupervisorAsync();
+        var volumes = await WaitAllReadyAsync(second, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(VolumeCount, volumes.Count);
+        var secretReads = _api.Requests.Where(r => r.Method == "GET" && r.Path.Contains("/secrets/", StringComparison.Ordinal)).ToList();
+        Assert.True(secretReads.Count == 1, $"{secretReads.Count} Secret reads for {VolumeCount} volumes naming one Secret: {string.Join(", ", secretReads.Select(r => r.Path))}");
+    }
+
+    /// <summary>What a replaced node pod finds: a new secrets emptyDir, no passwd file of any volume.</summary>
+    private void LoseStoredCredentials()
+    {
+        foreach (var directory in Directory.EnumerateDirectories(_layout.SecretsDirectory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [SkippableFact]
     public async Task ApiServerDownAtStart_RecoveryCompletesOnceItIsBack()
     {
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
         await first.KillAndWaitLikeARuntimeAsync();
+        // A new node pod: its secrets emptyDir is new, so only the API server has the credentials.
+        LoseStoredCredentials();
         await _api!.SetModeAsync(ApiServerMode.Down);
 
         var second = await StartSupervisorAsync();
@@ -214,6 +271,8 @@ public sealed class RebuildTests : IAsyncLifetime
         var id = volume.Spec.Csi.VolumeHandle;
         var target = _node.TargetPath(_pods[0], volume);
         await first.KillAndWaitLikeARuntimeAsync();
+        // A new node pod: its secrets emptyDir is new, so only the API server has the credentials.
+        LoseStoredCredentials();
         await _api!.SetModeAsync(ApiServerMode.Down);
 
         var second = await StartSupervisorAsync();
@@ -255,6 +314,8 @@ public sealed class RebuildTests : IAsyncLifetime
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
         await first.KillAndWaitLikeARuntimeAsync();
+        // A new node pod: its secrets emptyDir is new, so only the API server has the credentials.
+        LoseStoredCredentials();
         _api!.ForbidResource("secrets");
 
         var second = await StartSupervisorAsync();
@@ -274,6 +335,8 @@ public sealed class RebuildTests : IAsyncLifetime
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
         await first.KillAndWaitLikeARuntimeAsync();
+        // A new node pod: its secrets emptyDir is new, so only the API server has the credentials.
+        LoseStoredCredentials();
         // A kubeconfig that passes the check at start (a user with a client certificate and key) but
         // whose files are not there yet: building the client throws (FileNotFoundException).
         var certificate = Path.Combine(_layout.Root, "client.crt");
@@ -333,6 +396,8 @@ public sealed class RebuildTests : IAsyncLifetime
         var first = await StartSupervisorAsync();
         await SetUpNodeAsync(first, containers: false);
         await first.KillAndWaitLikeARuntimeAsync();
+        // A new node pod: its secrets emptyDir is new, so only the API server has the credentials.
+        LoseStoredCredentials();
         var victim = _scenario.Volumes[3];
         _api!.Remove(victim.Secret);
 
