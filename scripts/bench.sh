@@ -6,15 +6,18 @@
 #     memory idle and with volumes staged, NativeAOT and JIT side by side, next to a bare s3fs mount
 #     measured in the same run;
 #   - rebuild: kill -9 of the supervisor with N volumes published to 2 stand-in containers, time
-#     to all N Ready and to every container view restored, next to N bare s3fs mounted in parallel.
+#     to all N Ready and to every container view restored, next to N bare s3fs mounted in parallel,
+#     and ListVolumes latency during the rebuild and idle;
+#   - data: sequential write/read through a published target vs a bare s3fs mount, and the heal of
+#     one killed s3fs inside a stand-in container vs a bare mount.
 # Progress goes to stderr. Needs root (mounts, mount namespaces, the Ceph daemons) and /dev/fuse.
-# A full run takes about 2 minutes on 2 cores. Exits non-zero if anything fails; every mount,
+# A full run (N = 10, 50, 200, 3 rounds) takes about 15 minutes on 2 cores. Exits non-zero if anything fails; every mount,
 # process and the S3 server it started are cleaned up, also on Ctrl-C or SIGTERM.
 #
-# usage: scripts/bench.sh [startup|rebuild|all] [--n 10,50] [--rounds 3] [--repeat 5] ... (default: all;
+# usage: scripts/bench.sh [startup|rebuild|data|all] [--n 10,50,200] [--rounds 3] [--repeat 5] ... (default: all;
 #        --help lists the options)
 # Environment:
-#   BENCH_TIMEOUT=10m        the run is stopped (and cleans up) after this
+#   BENCH_TIMEOUT=30m        the run is stopped (and cleans up) after this
 #   INSTALL_DEPS_SKIP=1      do not check/install packages
 #   BENCH_NO_PUBLISH=1       do not run scripts/publish.sh first
 set -uo pipefail
@@ -28,7 +31,7 @@ fail() {
 
 mode=all
 case "${1:-}" in
-  startup | rebuild | all) mode=$1; shift ;;
+  startup | rebuild | data | all) mode=$1; shift ;;
 esac
 
 echo "== dependencies" >&2
@@ -51,10 +54,10 @@ bench=$(dotnet msbuild tests/S3Supervisor.Bench -nologo -p:Configuration=Release
 
 echo "== bench $mode" >&2
 # timeout forwards SIGINT/SIGTERM to the benchmark, which then cleans up before it exits.
-timeout --kill-after=60s "${BENCH_TIMEOUT:-10m}" dotnet "$bench" "$mode" "$@"
+timeout --kill-after=60s "${BENCH_TIMEOUT:-30m}" dotnet "$bench" "$mode" "$@"
 rc=$?
 case $rc in
   0) ;;
-  124) fail "the benchmark did not finish within ${BENCH_TIMEOUT:-10m} and was stopped" ;;
+  124) fail "the benchmark did not finish within ${BENCH_TIMEOUT:-30m} and was stopped" ;;
   *) fail "the benchmark failed (exit $rc)" ;;
 esac

@@ -2,22 +2,24 @@ using System.Globalization;
 
 namespace S3Supervisor.Bench;
 
-/// <summary>Command line: <c>[startup|rebuild|all] [--n 10,50] [--rounds 3] [--repeat 5] [--volumes 10] [--settle 2] [--parallelism P] [--timeout 180]</c>.</summary>
+/// <summary>Command line: <c>[startup|rebuild|data|all] [--n 10,50,200] [--rounds 3] [--repeat 5] [--volumes 10] [--settle 2] [--parallelism P] [--timeout 180]</c>.</summary>
 internal sealed record BenchOptions
 {
     public const string Usage = """
-        usage: s3supervisor-bench [startup|rebuild|all] [options]
+        usage: s3supervisor-bench [startup|rebuild|data|all] [options]
           startup            supervisor start-to-listening time and idle memory, next to a bare s3fs mount
           rebuild            kill the supervisor with N volumes published to 2 stand-in containers, time the rebuild,
                              next to N bare s3fs mounted in parallel
-          all                both (default)
+          data               sequential write/read through a published target vs a bare s3fs mount, and one
+                             s3fs killed until a container's view answers again, vs a bare mount
+          all                all three (default)
         options:
-          --n 10,50          volume counts for rebuild (default 10,50)
-          --rounds 3         rebuild rounds per N, each with its own baseline; medians are reported (default 3)
+          --n 10,50,200      volume counts for rebuild (default 10,50,200)
+          --rounds 3         rebuild rounds per N (each with its own baseline), data and heal rounds; medians (default 3)
           --repeat 5         timed runs for startup figures, after one untimed warm-up (default 5)
           --volumes 10       volumes staged before the second memory reading (default 10)
           --settle 2         seconds to let a process go idle before reading its memory (default 2)
-          --parallelism P    Supervisor__RestoreParallelism for the rebuilt supervisor (default: the supervisor's own, 8)
+          --parallelism P    Supervisor__RestoreParallelism for the rebuilt supervisor (default: the supervisor's own, 64)
           --timeout 180      seconds a rebuild may take before the run fails (default 180)
         Needs root, /dev/fuse, s3fs, radosgw (scripts/install-deps.sh). Tables go to stdout, progress to stderr.
         """;
@@ -26,7 +28,9 @@ internal sealed record BenchOptions
 
     public bool Rebuild { get; init; } = true;
 
-    public IReadOnlyList<int> Ns { get; init; } = [10, 50];
+    public bool DataPath { get; init; } = true;
+
+    public IReadOnlyList<int> Ns { get; init; } = [10, 50, 200];
 
     public int Repeat { get; init; } = 5;
 
@@ -54,9 +58,10 @@ internal sealed record BenchOptions
                 : throw new ArgumentException($"{arg}: '{text}' is not a positive whole number");
             options = arg switch
             {
-                "startup" => options with { Startup = true, Rebuild = false },
-                "rebuild" => options with { Startup = false, Rebuild = true },
-                "all" => options with { Startup = true, Rebuild = true },
+                "startup" => options with { Startup = true, Rebuild = false, DataPath = false },
+                "rebuild" => options with { Startup = false, Rebuild = true, DataPath = false },
+                "data" => options with { Startup = false, Rebuild = false, DataPath = true },
+                "all" => options with { Startup = true, Rebuild = true, DataPath = true },
                 "--n" => options with { Ns = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Positive).ToArray() },
                 "--repeat" => options with { Repeat = Positive(Value()) },
                 "--rounds" => options with { Rounds = Positive(Value()) },

@@ -64,6 +64,10 @@ try
     {
         await StartupBench.RunAsync(context, options, ct);
     }
+    if (options.DataPath)
+    {
+        await DataPathBench.RunAsync(context, options, ct);
+    }
     if (options.Rebuild)
     {
         await RebuildBench.RunAsync(context, options, ct);

@@ -39,7 +39,9 @@ internal static partial class RebuildBench
         TimeSpan BareAll,
         TimeSpan BareMedian,
         bool ReadOnlyKept,
-        double? RebuildLogMs)
+        double? RebuildLogMs,
+        Latencies ListDuringRebuild,
+        Latencies ListIdle)
     {
         public TimeSpan AllViews => Views.Max();
     }
@@ -57,7 +59,7 @@ internal static partial class RebuildBench
             results.Add((n, rounds));
         }
 
-        var parallelism = options.Parallelism?.ToString(CultureInfo.InvariantCulture) ?? "8 (supervisor default)";
+        var parallelism = options.Parallelism?.ToString(CultureInfo.InvariantCulture) ?? "64 (supervisor default)";
         Out.Section($"Rebuild after kill -9 of the supervisor (median of {options.Rounds} rounds; RestoreParallelism {parallelism}; times from the new supervisor's spawn)");
         var table = new Table("N", "bare s3fs xN parallel", "listening", "first Ready", "all N Ready", "all views restored", "Ready - listening", "Ready vs bare", "views vs bare");
         foreach (var (n, rounds) in results)
@@ -67,6 +69,18 @@ internal static partial class RebuildBench
                 Fmt.Ms(M(r => r.AllReady - r.Listening)), Fmt.Ratio(M(r => r.AllReady), M(r => r.BareAll)), Fmt.Ratio(M(r => r.AllViews), M(r => r.BareAll)));
         }
         Out.Write(table);
+        Out.Note(string.Empty);
+        var lists = new Table("N", "ListVolumes during the rebuild: calls", "p50", "p99", "max", "idle after it: calls", "p50", "p99", "max");
+        foreach (var (n, rounds) in results)
+        {
+            var during = Latencies.Of(rounds.SelectMany(r => r.ListDuringRebuild.Samples));
+            var idle = Latencies.Of(rounds.SelectMany(r => r.ListIdle.Samples));
+            lists.Add(Fmt.Int(n), Fmt.Int(during.Samples.Count), Fmt.Ms(during.P(50)), Fmt.Ms(during.P(99)), Fmt.Ms(during.P(100)),
+                Fmt.Int(idle.Samples.Count), Fmt.Ms(idle.P(50)), Fmt.Ms(idle.P(99)), Fmt.Ms(idle.P(100)));
+        }
+        Out.Write(lists);
+        Out.Note("  ListVolumes: one client calls it back to back from the moment the new supervisor listens until every volume is Ready and every view restored (all rounds pooled),");
+        Out.Note("  then 500 calls on the idle supervisor; each call's time on the client, over the unix socket.");
         Out.Note(string.Empty);
         var details = new Table("N", "round", "setup", "stale after kill", "bare xN", "bare each (median)", "listening", "all Ready", "views (rw / ro)", "slowest ListVolumes", "ro still ro", "supervisor log");
         foreach (var (n, rounds) in results)
@@ -154,9 +168,14 @@ internal static partial class RebuildBench
             second = started.Supervisor;
             var ids = scenario.Volumes.Select(v => v.Volume.Spec.Csi.VolumeHandle).ToHashSet(StringComparer.Ordinal);
             using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var sampling = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var sampler = SampleListVolumesAsync(second, until: null, sampling.Token);
             var ready = WaitAllReadyAsync(second, ids, clock, options.Timeout, failed.Token);
             var views = containers.Select(c => WaitViewsAsync(c, paths, second, clock, options.Timeout, failed.Token)).ToArray();
             await Cleanup.WhenAllOrFirstFailureAsync(views.Cast<Task>().Append(ready), failed);
+            await sampling.CancelAsync();
+            var duringRebuild = await sampler;
+            var idle = await SampleListVolumesAsync(second, until: 500, ct);
             var (firstReady, allReady, slowest) = await ready;
             var viewTimes = views.Select(v => v.Result).ToList();
             Out.Progress($"rebuild N={n} round {round}/{options.Rounds}: all Ready after {Fmt.Ms(allReady)}, all views after {Fmt.Ms(viewTimes.Max())}");
@@ -168,7 +187,7 @@ internal static partial class RebuildBench
             {
                 throw new InvalidOperationException($"container {ro.Name}: {paths[0]} is not read-only after the rebuild (exit {write.ExitCode}: {write.Stderr.Trim()}); it was published read-only");
             }
-            result = new Result(n, setup.Elapsed, stale, started.Listening, firstReady, allReady, viewTimes, slowest, TimeSpan.Zero, TimeSpan.Zero, ReadOnlyKept: true, RebuildMilliseconds(second.Output));
+            result = new Result(n, setup.Elapsed, stale, started.Listening, firstReady, allReady, viewTimes, slowest, TimeSpan.Zero, TimeSpan.Zero, ReadOnlyKept: true, RebuildMilliseconds(second.Output), duringRebuild, idle);
         }
         finally
         {
@@ -206,6 +225,26 @@ internal static partial class RebuildBench
         {
             await BareS3fs.DisposeAllAsync(bare);
         }
+    }
+
+    /// <summary>ListVolumes back to back, each call timed: <paramref name="until"/> calls, or until cancelled.</summary>
+    private static async Task<Latencies> SampleListVolumesAsync(SupervisorProcess supervisor, int? until, CancellationToken ct)
+    {
+        var samples = new List<TimeSpan>();
+        try
+        {
+            while (until is null || samples.Count < until)
+            {
+                var call = Stopwatch.StartNew();
+                await supervisor.Client.ListVolumesAsync(new ListVolumesRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+                samples.Add(call.Elapsed);
+            }
+        }
+        catch (Exception) when (until is null && ct.IsCancellationRequested)
+        {
+            // Stopped: the rebuild is over.
+        }
+        return new Latencies(samples);
     }
 
     private static async Task<(TimeSpan First, TimeSpan All, TimeSpan SlowestCall)> WaitAllReadyAsync(SupervisorProcess supervisor, HashSet<string> ids, Stopwatch clock, TimeSpan timeout, CancellationToken ct)
@@ -291,4 +330,21 @@ internal static partial class RebuildBench
     private static partial Regex RebuildLog();
 
     private static string Tail(string output) => string.Join('\n', output.Split('\n').TakeLast(30));
+}
+
+/// <summary>Call times and their percentiles (nearest rank).</summary>
+internal sealed record Latencies(IReadOnlyList<TimeSpan> Samples)
+{
+    public static Latencies Of(IEnumerable<TimeSpan> samples) => new(samples.ToArray());
+
+    public TimeSpan P(int percent)
+    {
+        if (Samples.Count == 0)
+        {
+            return TimeSpan.Zero;
+        }
+        var sorted = Samples.Order().ToArray();
+        var rank = (int)Math.Ceiling(percent / 100.0 * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
 }
