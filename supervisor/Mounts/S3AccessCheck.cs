@@ -6,7 +6,7 @@ using S3Supervisor.Api.V1;
 
 namespace S3Supervisor.Supervisor.Mounts;
 
-/// <summary>The question asked of S3 before s3fs starts (see <see cref="S3AccessCheck"/>); a fake stands in for it in unit tests.</summary>
+/// <summary>The question asked of S3 while s3fs starts, answered before a volume counts as staged (see <see cref="S3AccessCheck"/>); a fake stands in for it in unit tests.</summary>
 public interface IS3AccessCheck
 {
     Task CheckAsync(VolumeSource source, Credentials? credentials, CancellationToken cancellationToken);
@@ -20,7 +20,7 @@ public sealed class HttpS3AccessCheck(TimeProvider time) : IS3AccessCheck
 }
 
 /// <summary>
-/// Asks S3, before s3fs starts, whether the volume's credentials may list its bucket and prefix:
+/// Asks S3, while s3fs starts (the stage waits for both), whether the volume's credentials may list its bucket and prefix:
 /// one SigV4-signed ListObjectsV2 (max-keys=1), the request s3fs's own service check makes.
 ///
 /// Why: s3fs 1.90 mounts first and checks the credentials inside its FUSE init, then exits (with

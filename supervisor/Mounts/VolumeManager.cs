@@ -113,8 +113,25 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 _credentials.Write(volumeId, credentials ?? throw VolumeException.Invalid("credentials", "are required unless the public_bucket option is set"));
             }
-            await _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken).ConfigureAwait(false);
-            await _healer.StartWatchedAsync(volume, cancellationToken).ConfigureAwait(false);
+            // S3 is asked (bucket, key, policy) while s3fs starts, and its verdict is heard before the
+            // volume counts as staged: a refused key is PERMISSION_DENIED naming S3's error code, never a
+            // mount that seemed to answer (see the README's pitfalls), and the check costs no time of its own.
+            var check = _access.CheckAsync(source, source.Options.PublicBucket ? null : credentials, cancellationToken);
+            Exception? startFailed = null;
+            try
+            {
+                await _healer.StartWatchedAsync(volume, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                startFailed = e;
+            }
+            if (startFailed is not null && !await FailedAsync(check).ConfigureAwait(false))
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(startFailed);
+            }
+            // Both failed: S3's answer names the cause better than s3fs's exit does.
+            await check.ConfigureAwait(false);
             volume.Staged = true;
             await SaveJournalAsync().ConfigureAwait(false);
             _reporter.SetState(volume, VolumeState.Ready, "Staged", $"s3fs pid {volume.Child?.Pid} mounted {S3Location.Of(source)} at {stagingPath}");
@@ -201,6 +218,20 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         _reporter.Emit(volume, "Published", $"bound to {targetPath}{(readOnly ? " read-only" : string.Empty)}{PodSuffix(pod)}");
         return volume.Snapshot();
+    }
+
+    /// <summary>Whether a task ends in failure (waits for it; never throws).</summary>
+    private static async Task<bool> FailedAsync(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+            return false;
+        }
+        catch
+        {
+            return true;
+        }
     }
 
     /// <summary>Rotated keys: s3fs reads its passwd file at start, so the next (re)start of s3fs uses them.</summary>

@@ -156,6 +156,19 @@ public sealed partial class RebuildService : BackgroundService
         var clusterVolumes = new ClusterVolumes(client, _k8s.DriverName);
         var pending = new ConcurrentDictionary<string, string>(handles.ToDictionary(h => h, _ => string.Empty), StringComparer.Ordinal);
         var journalDone = false;
+        // The look-ups ran beside the fast path; what it brought back is done (and is never reported as
+        // waiting for the API server).
+        async Task SettleJournalPathAsync()
+        {
+            if (!journalDone)
+            {
+                journalDone = true;
+                foreach (var id in await fromJournal.ConfigureAwait(false))
+                {
+                    pending.TryRemove(id, out _);
+                }
+            }
+        }
         while (!pending.IsEmpty)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -170,6 +183,11 @@ public sealed partial class RebuildService : BackgroundService
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                await SettleJournalPathAsync().ConfigureAwait(false);
+                if (pending.IsEmpty)
+                {
+                    break;
+                }
                 var delay = Backoff(++attempt);
                 LogApiUnreachable(e.Message, delay.TotalSeconds, pending.Count);
                 foreach (var id in pending.Keys)
@@ -180,18 +198,10 @@ public sealed partial class RebuildService : BackgroundService
                 continue;
             }
 
-            if (!journalDone)
+            await SettleJournalPathAsync().ConfigureAwait(false);
+            if (pending.IsEmpty)
             {
-                // The look-ups ran beside the fast path; what it brought back is done.
-                journalDone = true;
-                foreach (var id in await fromJournal.ConfigureAwait(false))
-                {
-                    pending.TryRemove(id, out _);
-                }
-                if (pending.IsEmpty)
-                {
-                    break;
-                }
+                break;
             }
 
             // kubelet may have unpublished or unstaged a pending volume meanwhile (our answer for an
