@@ -8,10 +8,12 @@
 // What survives what:
 //   - plugin restart/upgrade: everything (mounts live here);
 //   - an s3fs crash: the volume is healed here (new s3fs, binds re-made, containers repaired);
-//   - this process's restart: s3fs children die with it; the journal (StateDirectory) and the
-//     Kubernetes API server let the next start rebuild every mount.
+//   - this process's restart or upgrade (SIGTERM, a crash, its container killed): every s3fs lives on
+//     in its own session and cgroup and is adopted by the next start; what died with it is rebuilt
+//     from the journal (StateDirectory), kubelet's directories and the Kubernetes API server;
+//   - `s3supervisor drain`: the one way to stop every child (before removing the driver from a node).
 //
-// `s3supervisor` with no verb serves; `s3supervisor list|get|watch|remount` is the operator CLI.
+// `s3supervisor` with no verb serves; `s3supervisor list|get|watch|remount|drain` is the operator CLI.
 using Microsoft.Extensions.Options;
 using S3Supervisor.Common;
 using S3Supervisor.Supervisor.Api;

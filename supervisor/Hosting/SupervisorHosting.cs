@@ -34,7 +34,7 @@ public static class SupervisorHosting
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<SupervisorOptions>>().Value;
-            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval, o.ChildMemoryMaxBytes, o.StopChildrenOnShutdown);
+            return new VolumeManagerSettings(o.MountTimeout, o.ShutdownGrace, o.BackoffInitial, o.BackoffMax, o.HealthCheckTimeout, o.CacheDirectory, PrivateMountDirectory(sp), o.StateDirectory, o.HealthCheckInterval, o.ChildMemoryMaxBytes);
         });
         services.AddSupervisorRecovery(configuration);
         // Per-volume cgroups outside the supervisor's container; nothing is read until first use.

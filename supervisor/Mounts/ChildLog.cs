@@ -48,6 +48,12 @@ internal sealed class ChildLog
         {
             try
             {
+                // A stat first: the health loop asks every volume's log each round, and most are small.
+                var info = new FileInfo(Path);
+                if (!info.Exists || info.Length <= MaxBytes)
+                {
+                    return;
+                }
                 using var file = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
                 if (file.Length <= MaxBytes)
                 {

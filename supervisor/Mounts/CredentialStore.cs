@@ -59,9 +59,6 @@ public sealed class CredentialStore
         }
     }
 
-    /// <summary>Removes every credential directory (at start: whatever a crashed predecessor left).</summary>
-    public void RemoveAll() => RemoveAllExcept(new HashSet<string>());
-
     /// <summary>Removes every volume's passwd file but those of <paramref name="keep"/> (volume ids).</summary>
     public void RemoveAllExcept(IReadOnlySet<string> keep)
     {

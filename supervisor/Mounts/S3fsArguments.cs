@@ -48,7 +48,8 @@ public static class S3fsArguments
         {
             options.Add($"tmpdir={tmpDirectory}");
         }
-        // -f: stay in the foreground, so the supervisor is the parent and learns of every exit.
+        // -f: stay in the foreground (no daemon fork), so the pid the supervisor spawned is the s3fs that
+        // serves the mount: the one its pidfd watches, the journal records and the next start adopts.
         return [bucket, mountPoint, "-f", "-o", string.Join(',', options)];
     }
 }

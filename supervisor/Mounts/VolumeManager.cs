@@ -14,8 +14,7 @@ public sealed record VolumeManagerSettings(
     string MountDirectory = "/run/s3supervisor/mounts",
     string StateDirectory = "/var/lib/s3supervisor",
     TimeSpan? HealthCheckInterval = null,
-    long? ChildMemoryMaxBytes = null,
-    bool StopChildrenOnShutdown = false);
+    long? ChildMemoryMaxBytes = null);
 
 /// <summary>
 /// Owns every volume on the node: one s3fs child per volume at its staging path, and bind mounts
@@ -36,7 +35,6 @@ public sealed partial class VolumeManager : IAsyncDisposable
     private readonly S3fsStarter _starter;
     private readonly VolumeHealer _healer;
     private readonly ChildAdoption _adoption;
-    private readonly IS3fsLauncher _launcher;
     private volatile bool _draining;
     private Task<int>? _drain;
     private readonly ILogger<VolumeManager> _logger;
@@ -70,7 +68,6 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _starter = new S3fsStarter(launcher, mounter, credentials, _ownership, time, settings, logger);
         _healer = new VolumeHealer(_table, mounter, _starter, _reporter, _metrics, time, settings, logger, SaveJournalAsync, _shutdown.Token);
         _adoption = new ChildAdoption(_table, mounter, launcher, _starter, _healer, _reporter, credentials, time, settings, logger);
-        _launcher = launcher;
     }
 
     public VolumeEventHub Events => _reporter.Events;
