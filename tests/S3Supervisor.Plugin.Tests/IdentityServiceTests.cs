@@ -49,7 +49,12 @@ public sealed class IdentityServiceTests : IAsyncLifetime
     [Fact]
     public async Task Probe_SupervisorAnswers_Ready()
     {
-        var probe = await Identity().Probe(new ProbeRequest(), _context);
+        // The longest timeout allowed: this is about the answer, not its speed. With the default 2 s the
+        // first call of a cold test process (the gRPC stack JIT-compiled, its connection made) missed its
+        // deadline on a loaded 2-core machine; the timeout itself is Probe_SupervisorHangs_NotReadyWithinTimeout's.
+        var options = Microsoft.Extensions.Options.Options.Create(new CsiOptions { NodeId = "n", SupervisorSocket = _server.SocketPath, ProbeTimeout = TimeSpan.FromMinutes(1) });
+        var identity = new IdentityService(options, _server.Calls, TimeProvider.System, NullLogger<IdentityService>.Instance);
+        var probe = await identity.Probe(new ProbeRequest(), _context);
         Assert.True(probe.Ready);
         Assert.Single(_server.Fake.Requests.OfType<S3Supervisor.Api.V1.ListVolumesRequest>());
     }
