@@ -85,7 +85,7 @@ internal sealed partial class ChildAdoption(
             volume.Device = entry.Device;
             volume.Child = child;
             volume.OomKillsSeen = launcher.OomKills(child.Record.Cgroup);
-            volume.CredentialsMissing = !record.Source.Options.PublicBucket && !File.Exists(credentials.PasswdFile(record.VolumeId));
+            volume.CredentialsMissing = !record.Source.Options.PublicBucket && !credentials.Has(record.VolumeId);
             lock (volume.Targets)
             {
                 foreach (var target in record.Targets)

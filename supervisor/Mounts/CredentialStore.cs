@@ -30,6 +30,9 @@ public sealed class CredentialStore
 
     public string PasswdFile(string volumeId) => Path.Combine(VolumeDirectory(volumeId), "passwd");
 
+    /// <summary>Whether the volume's passwd file is here (it may have outlived the supervisor that wrote it).</summary>
+    public bool Has(string volumeId) => File.Exists(PasswdFile(volumeId));
+
     /// <summary>
     /// Writes the credentials of a volume and returns the passwd file path; refuses what a passwd file
     /// line cannot hold, session tokens included (<see cref="CredentialChecks.CheckStorable"/>).

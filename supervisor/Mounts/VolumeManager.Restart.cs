@@ -124,7 +124,7 @@ public sealed partial class VolumeManager
     /// outlives the supervisor's process and container, not its pod): the rebuild can then remount it
     /// from the journal at once, without waiting for the API server.
     /// </summary>
-    public bool HasStoredCredentials(string volumeId) => File.Exists(_credentials.PasswdFile(volumeId));
+    public bool HasStoredCredentials(string volumeId) => _credentials.Has(volumeId);
 
     /// <summary>
     /// After the rebuild: the passwd files of journal records that did not come back (dropped, not

@@ -123,7 +123,8 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 startFailed = e;
             }
-            if (startFailed is not null && !await FailedAsync(check).ConfigureAwait(false))
+            await check.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (startFailed is not null && check.IsCompletedSuccessfully)
             {
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(startFailed);
             }
@@ -215,20 +216,6 @@ public sealed partial class VolumeManager : IAsyncDisposable
         }
         _reporter.Emit(volume, "Published", $"bound to {targetPath}{(readOnly ? " read-only" : string.Empty)}{PodSuffix(pod)}");
         return volume.Snapshot();
-    }
-
-    /// <summary>Whether a task ends in failure (waits for it; never throws).</summary>
-    private static async Task<bool> FailedAsync(Task task)
-    {
-        try
-        {
-            await task.ConfigureAwait(false);
-            return false;
-        }
-        catch
-        {
-            return true;
-        }
     }
 
     /// <summary>Rotated keys: s3fs reads its passwd file at start, so the next (re)start of s3fs uses them.</summary>
