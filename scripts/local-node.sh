@@ -4,6 +4,12 @@
 # project exists to survive (an s3fs crash, a plugin kill, a supervisor kill). Prints each step and
 # exits non-zero if any check fails. Needs root, /dev/fuse and mount namespaces. Safe to run twice:
 # everything lives in a throwaway directory under /tmp and is removed at the end.
+#
+# usage: scripts/local-node.sh [--containers]
+#   --containers  the node pod of deploy/base under podman (supervisor, node plugin, controller plugin)
+#                 from the images scripts/images.sh builds (here: --prebuilt, from the binaries this
+#                 script has just published), and podman app containers. Installs podman, buildah,
+#                 runc and debootstrap; the first run also makes the local base images (about 2 min).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,4 +20,9 @@ bash scripts/sweep-test-dirs.sh sweep-stale "${TMPDIR:-/tmp}/s3supervisor-tests"
 dotnet build tests/S3Supervisor.LocalNode -c Release -nologo -clp:ErrorsOnly
 # The binaries that ship (NativeAOT): the local node starts them (and `dotnet x.dll` only without them).
 bash scripts/publish.sh
+if [[ " $* " == *" --containers "* ]]; then
+  # shellcheck source=scripts/podman-env.sh
+  source scripts/podman-env.sh
+  INSTALL_DEPS_SKIP=1 bash scripts/images.sh --prebuilt
+fi
 exec dotnet tests/S3Supervisor.LocalNode/bin/Release/net10.0/linux-x64/S3Supervisor.LocalNode.dll "$@"

@@ -11,7 +11,7 @@
 #   TEST_TIMEOUT=15m                  the whole test run is stopped after this (suite target: < 20 min)
 #   S3SUPERVISOR_TESTS_STRICT=1       a missing prerequisite fails a test instead of skipping it
 #   INSTALL_DEPS_SKIP=1               do not check/install packages
-#   S3SUPERVISOR_BINARIES=jit         skip the publish; the tests run `dotnet x.dll` (JIT) instead
+#   S3SUPERVISOR_BINARIES=jit         skip the publish (and the images); the tests run `dotnet x.dll` (JIT) instead
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,6 +63,16 @@ else
   # The test kit takes these and no JIT fallback: a test run meant for the binaries that ship must not
   # quietly test something else.
   export S3SUPERVISOR_BINARIES=aot
+  # The two images, from the Dockerfiles, with the binaries just published (--prebuilt: the same
+  # runtime stage, no second native compile); the container collection runs the node pod of deploy/
+  # from them. The first run on a machine also makes the local base images (debootstrap, ~1-2 min).
+  echo "== images (podman, scripts/images.sh --prebuilt)"
+  images_start=$SECONDS
+  if (source scripts/podman-env.sh && INSTALL_DEPS_SKIP=1 bash scripts/images.sh --prebuilt); then
+    echo "== images took $((SECONDS - images_start)) s"
+  else
+    echo "test.sh: WARNING: the images could not be built; the container tests skip (strict: fail)" >&2
+  fi
 fi
 
 echo "== test"

@@ -39,13 +39,13 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         string? cache = null;
         if (volume.Source.Options.UseCache)
         {
-            cache = Path.Combine(settings.CacheDirectory, CredentialStore.FileName(volume.VolumeId));
-            Directory.CreateDirectory(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            cache = CachePath(volume);
+            CreateOwnDirectory(cache, "CacheDirectory");
         }
         // s3fs's files being written wait in its tmpdir until uploaded. Not the container's /tmp: an s3fs
         // that outlives its supervisor's pod would be left with a directory kubelet deleted with the pod.
-        var tmp = Path.Combine(settings.StateDirectory, "tmp", CredentialStore.FileName(volume.VolumeId));
-        Directory.CreateDirectory(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var tmp = TmpPath(volume);
+        CreateOwnDirectory(tmp, "StateDirectory");
         var arguments = S3fsArguments.Build(volume.Source, mountPoint, passwd, cache, tmp);
         var child = launcher.Start(new S3fsLaunch(arguments, LogPath(volume), CgroupName(volume), MemoryLimit(volume)));
         volume.Child = child;
@@ -140,7 +140,12 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         volume.Device = string.Empty;
     }
 
-    public void RemovePrivateMountDirectory(ManagedVolume volume)
+    /// <summary>
+    /// After the volume's s3fs has stopped for good (unstage, drain, a failed first stage): its private
+    /// mount point, and its use_cache and tmp directories with what s3fs left there (the cache can
+    /// hold gigabytes of object copies on the node's disk; nothing else ever removes it).
+    /// </summary>
+    public void RemoveVolumeDirectories(ManagedVolume volume)
     {
         try
         {
@@ -150,7 +155,25 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
         {
             // Gone already, or (after a failed unmount) still a mount point: the next start clears it.
         }
+        foreach (var directory in (string[])[CachePath(volume), TmpPath(volume)])
+        {
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogDirectoryNotRemoved(volume.VolumeId, directory, e.Message);
+            }
+        }
     }
+
+    private string CachePath(ManagedVolume volume) => Path.Combine(settings.CacheDirectory, CredentialStore.FileName(volume.VolumeId));
+
+    private string TmpPath(ManagedVolume volume) => Path.Combine(settings.StateDirectory, "tmp", CredentialStore.FileName(volume.VolumeId));
 
     /// <summary>s3fs does not print secrets, but make sure: the stored key material never reaches a message.</summary>
     public string Redact(string text, ManagedVolume volume)
@@ -211,6 +234,24 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
 
     private static string CgroupName(ManagedVolume volume) => CredentialStore.FileName(volume.VolumeId);
 
+    /// <summary>
+    /// A directory of the supervisor's own (s3fs's cache or tmpdir), 0700. Failing to make one is the
+    /// node's configuration, not the request's: under the node pod's read-only root a directory with no
+    /// volume is read-only (EROFS), and the message says which setting needs a writable volume.
+    /// </summary>
+    private static void CreateOwnDirectory(string path, string setting)
+    {
+        try
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VolumeException(VolumeErrorKind.FailedPrecondition, string.Empty,
+                $"the supervisor cannot create {path}: {e.Message}; Supervisor__{setting} must be on a writable volume of the node pod");
+        }
+    }
+
     /// <summary>Where this volume's s3fs mounts: the supervisor's private directory, never a path a caller chose.</summary>
     private string PrivateMountPath(ManagedVolume volume) => Path.Combine(settings.MountDirectory, CredentialStore.FileName(volume.VolumeId));
 
@@ -248,4 +289,7 @@ internal sealed partial class S3fsStarter(IS3fsLauncher launcher, IMounter mount
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Volume {VolumeId}: s3fs pid {Pid} started for {StagingPath}")]
     private partial void LogChildStarted(string volumeId, int pid, string stagingPath);
+
+    [LoggerMessage(EventId = 1017, Level = LogLevel.Warning, Message = "Volume {VolumeId}: {Directory} was not removed: {Reason}")]
+    private partial void LogDirectoryNotRemoved(string volumeId, string directory, string reason);
 }

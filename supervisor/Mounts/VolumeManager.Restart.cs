@@ -208,7 +208,7 @@ public sealed partial class VolumeManager
             _reporter.SetState(volume, VolumeState.Unmounting, "Draining", $"stopping s3fs pid {volume.Child?.Pid}");
             await _starter.StopAsync(volume).ConfigureAwait(false);
             _starter.UnmountStaging(volume);
-            _starter.RemovePrivateMountDirectory(volume);
+            _starter.RemoveVolumeDirectories(volume);
             _starter.Release(volume);
             _credentials.Remove(volume.VolumeId);
         })).ConfigureAwait(false);

@@ -145,7 +145,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
             {
                 _starter.UnmountStaging(volume);
             }
-            _starter.RemovePrivateMountDirectory(volume);
+            _starter.RemoveVolumeDirectories(volume);
             _table.Forget(volume);
             _credentials.Remove(volumeId);
             throw;
@@ -289,7 +289,7 @@ public sealed partial class VolumeManager : IAsyncDisposable
         _reporter.SetState(volume, VolumeState.Unmounting, "Unstaging", $"stopping s3fs pid {volume.Child?.Pid}");
         await _starter.StopAsync(volume).ConfigureAwait(false);
         _starter.UnmountStaging(volume);
-        _starter.RemovePrivateMountDirectory(volume);
+        _starter.RemoveVolumeDirectories(volume);
         _starter.Release(volume);
         _credentials.Remove(volumeId);
         _table.Forget(volume);

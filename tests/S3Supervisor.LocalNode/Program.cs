@@ -4,10 +4,43 @@
 //                                                        |                                 and the external provisioner)
 //   test Kubernetes API server (loopback, seeded with the scenario's objects) <-------------+ (the supervisor's rebuild)
 //
-// Two "app containers" are processes in their own mount namespaces holding bind copies of the
-// pods' publish targets, as a container runtime gives them. Every step checks what it claims and
-// the program exits non-zero if any check failed.
+// By default the supervisor and the plugin run as plain processes and the two "app containers" are
+// processes in their own mount namespaces holding bind copies of the pods' publish targets, as a
+// container runtime gives them. With --containers the node pod of deploy/ runs under podman from the
+// images of scripts/images.sh, and the app containers are podman containers too
+// (S3Supervisor.TestKit.Containers.ContainerScenario). Every step checks what it claims and the
+// program exits non-zero if any check failed.
 using S3Supervisor.LocalNode;
+using S3Supervisor.TestKit.Containers;
+
+if (args.Contains("--containers"))
+{
+    var missing = await ContainerScenario.MissingAsync();
+    if (missing is not null)
+    {
+        Console.Error.WriteLine($"local node (containers): cannot run here: {missing}");
+        return 1;
+    }
+    var containers = new ContainerScenario(Console.WriteLine);
+    try
+    {
+        await containers.RunAsync();
+    }
+    catch (Exception e)
+    {
+        containers.Fail("scenario aborted", e.ToString());
+    }
+    finally
+    {
+        await containers.DisposeAsync();
+    }
+    var failed = containers.Failed.ToList();
+    Console.WriteLine();
+    Console.WriteLine(failed.Count == 0
+        ? $"local node (containers): all {containers.Checks.Count} checks passed in {containers.Elapsed.TotalSeconds:0.0} s"
+        : $"local node (containers): {failed.Count} of {containers.Checks.Count} checks FAILED: {string.Join("; ", failed.Select(c => c.Step))}");
+    return failed.Count == 0 ? 0 : 1;
+}
 
 var scenario = new Scenario();
 try
