@@ -7,6 +7,7 @@ using Grpc.Core;
 using k8s.Models;
 using S3Supervisor.Api.V1;
 using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Containers;
 using S3Supervisor.TestKit.Kubernetes;
 using S3Supervisor.TestKit.Supervisor;
 
@@ -97,8 +98,8 @@ internal sealed class Scenario : IAsyncDisposable
             VolumeContext = { created.VolumeContext },
             Secrets = { secrets },
         });
-        var writerTarget = await PublishAsync(node, writerPod, pv, created, capability, readOnly: false);
-        var readerTarget = await PublishAsync(node, readerPod, pv, created, capability, readOnly: true);
+        var writerTarget = await node.CsiPublishAsync(_plugin.Node, writerPod, pv, created, capability, readOnly: false);
+        var readerTarget = await node.CsiPublishAsync(_plugin.Node, readerPod, pv, created, capability, readOnly: true);
         var writer = await StandInContainer.StartAsync("orders-writer", [new VolumeMountSpec(writerTarget, "/data")]);
         var reader = await StandInContainer.StartAsync("orders-reader", [new VolumeMountSpec(readerTarget, "/data", ReadOnly: true)]);
         _containers.AddRange([writer, reader]);
@@ -126,7 +127,7 @@ internal sealed class Scenario : IAsyncDisposable
         Check("reader container reads again", await RetryAsync(() => reader.ReadFileAsync("/data/order-1.json")) == "{\"order\":1}", "still read-only");
 
         Step("9. kill -9 the plugin while the writer container does I/O: nothing stops");
-        var (ops, failures) = await IoWhileAsync(writer, async waitForOps =>
+        var (ops, failures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             await _plugin.KillAsync();
             Say($"   killed plugin pid {_plugin.Pid}");
@@ -143,7 +144,7 @@ internal sealed class Scenario : IAsyncDisposable
         Check("new plugin serves the volume", stats.VolumeCondition?.Abnormal == false, $"VolumeCondition: {stats.VolumeCondition?.Message}");
 
         Step("10. The supervisor's container is killed (SIGKILL to its cgroup) while the writer does I/O: s3fs lives in its own cgroup, nothing stops");
-        var (gapOps, gapFailures) = await IoWhileAsync(writer, async waitForOps =>
+        var (gapOps, gapFailures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             // Down for a restart's gap and until the container has done some I/O without a supervisor.
             await _supervisor.KillCgroupAndWaitLikeARuntimeAsync(whileDown: async () =>
@@ -217,69 +218,6 @@ internal sealed class Scenario : IAsyncDisposable
                 await replaced.DisposeAsync();
             }
         }
-    }
-
-    private async Task<string> PublishAsync(NodeSimulator node, V1Pod pod, V1PersistentVolume pv, Csi.V1.Volume created, VolumeCapability capability, bool readOnly)
-    {
-        var target = await node.PrepareTargetAsync(pod, pv);
-        var request = new NodePublishVolumeRequest
-        {
-            VolumeId = created.VolumeId,
-            StagingTargetPath = node.StagingPath(pv),
-            TargetPath = target,
-            VolumeCapability = capability,
-            Readonly = readOnly,
-            VolumeContext = { created.VolumeContext },
-        };
-        request.VolumeContext["csi.storage.k8s.io/pod.name"] = pod.Metadata.Name;
-        request.VolumeContext["csi.storage.k8s.io/pod.namespace"] = pod.Metadata.NamespaceProperty;
-        request.VolumeContext["csi.storage.k8s.io/pod.uid"] = pod.Metadata.Uid;
-        request.VolumeContext["csi.storage.k8s.io/serviceAccount.name"] = "default";
-        await _plugin!.Node.NodePublishVolumeAsync(request);
-        return target;
-    }
-
-    /// <summary>
-    /// Writes and reads back a file in a loop inside the container while <paramref name="disruption"/>
-    /// runs (it gets a "wait for N more operations" function), then until a few more operations have
-    /// completed after it: I/O is seen before, during and after, whatever the machine's speed.
-    /// </summary>
-    private static async Task<(int Ops, int Failures)> IoWhileAsync(StandInContainer container, Func<Func<int, string, Task>, Task> disruption)
-    {
-        using var stop = new CancellationTokenSource();
-        var ops = 0;
-        var failures = 0;
-        Task WaitForOps(int count, string describe)
-        {
-            var from = Volatile.Read(ref ops);
-            return Eventually.WaitAsync(() => Volatile.Read(ref ops) >= from + count, Eventually.DefaultTimeout, $"{count} operations: {describe}", () => $"{Volatile.Read(ref ops) - from} done, {failures} failed");
-        }
-        var loop = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                var content = $"tick {ops}";
-                var result = await container.ExecAsync("sh", "-c", $"echo '{content}' > /data/io.txt && cat /data/io.txt");
-                if (result.ExitCode != 0 || result.Stdout.Trim() != content)
-                {
-                    failures++;
-                }
-                ops++;
-            }
-        });
-        try
-        {
-            await WaitForOps(3, "container I/O before the disruption");
-            await disruption(WaitForOps);
-            await WaitForOps(3, "container I/O after the disruption");
-        }
-        finally
-        {
-            // Also when the disruption failed: the loop must not go on exec'ing into a container being disposed.
-            await stop.CancelAsync();
-            await loop;
-        }
-        return (ops, failures);
     }
 
     private async Task PrintEventsAsync(AsyncServerStreamingCall<VolumeEvent> watch, string until)

@@ -89,9 +89,9 @@ public sealed class ContainerScenario : IAsyncDisposable
         var staging = await sim.PrepareStagingAsync(pv);
         await node.Node.NodeStageVolumeAsync(new NodeStageVolumeRequest { VolumeId = created.VolumeId, StagingTargetPath = staging, VolumeCapability = capability, VolumeContext = { created.VolumeContext }, Secrets = { secrets } });
         var staged = stage.ElapsedMilliseconds;
-        var writerTarget = await PublishAsync(sim, writerPod, pv, created, capability, readOnly: false);
-        var readerTarget = await PublishAsync(sim, readerPod, pv, created, capability, readOnly: true);
-        var reportsTarget = await PublishAsync(sim, reportsPod, pv, created, capability, readOnly: false);
+        var writerTarget = await sim.CsiPublishAsync(node.Node, writerPod, pv, created, capability, readOnly: false);
+        var readerTarget = await sim.CsiPublishAsync(node.Node, readerPod, pv, created, capability, readOnly: true);
+        var reportsTarget = await sim.CsiPublishAsync(node.Node, reportsPod, pv, created, capability, readOnly: false);
         var volume = await node.Supervisor.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
         Check("staged and published", volume.State == VolumeState.Ready && volume.Targets.Count == 3, $"NodeStage {staged} ms, all three publishes {stage.ElapsedMilliseconds} ms; s3fs pid {volume.Pid}, {volume.Targets.Count} targets, cgroup {volume.Cgroup}");
 
@@ -111,7 +111,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         var apps = new[] { writer, reader, reports };
 
         Step("5. podman kill of the plugin container and a new one; then an upgrade to a second plugin image tag");
-        var (ops, failures) = await IoWhileAsync(writer, async waitForOps =>
+        var (ops, failures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             await node.KillPluginAsync();
             await waitForOps(3, "I/O while no plugin runs");
@@ -122,7 +122,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         var nextTag = Podman.ImageTag + "-next";
         await Podman.CheckedAsync(["tag", Podman.LocalImage("s3supervisor/plugin", Podman.ImageTag), Podman.LocalImage("s3supervisor/plugin", nextTag)]);
         await Podman.CheckedAsync(["tag", Podman.LocalImage("s3supervisor/supervisor", Podman.ImageTag), Podman.LocalImage("s3supervisor/supervisor", nextTag)]);
-        (ops, failures) = await IoWhileAsync(writer, async waitForOps =>
+        (ops, failures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             await node.NodePod.StopAsync(ContainerNode.PluginContainer);
             var ready = await node.StartPluginAsync(nextTag);
@@ -134,7 +134,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         Step("6. podman kill of the supervisor container and a new one: the s3fs children live outside it");
         var before = await node.Supervisor.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
         TimeSpan listening = default;
-        (ops, failures) = await IoWhileAsync(writer, async waitForOps =>
+        (ops, failures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             await node.KillSupervisorAsync();
             Say($"   supervisor container killed (podman kill: SIGKILL to every process in it); s3fs pid {before.Pid} alive: {ProcessInfo.IsRunning(before.Pid)}");
@@ -170,7 +170,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         Step("8. podman stop (SIGTERM) of the supervisor container and a new image tag: an upgrade without a gap");
         before = await node.Supervisor.GetVolumeAsync(new GetVolumeRequest { VolumeId = created.VolumeId });
         var exitCode = -1;
-        (ops, failures) = await IoWhileAsync(writer, async waitForOps =>
+        (ops, failures) = await ContainerIo.WhileAsync(writer, async waitForOps =>
         {
             exitCode = await node.StopSupervisorAsync();
             await SupervisorProcess.RestartGapAsync(whileDown: () => waitForOps(3, "I/O while no supervisor runs"));
@@ -197,7 +197,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         try
         {
             await node.Node.NodeStageVolumeAsync(new NodeStageVolumeRequest { VolumeId = cached.VolumeId, StagingTargetPath = cachedStaging, VolumeCapability = capability, VolumeContext = { cached.VolumeContext }, Secrets = { secrets } });
-            var cachedTarget = await PublishAsync(sim, cachedPod, cachedPv, cached, capability, readOnly: false);
+            var cachedTarget = await sim.CsiPublishAsync(node.Node, cachedPod, cachedPv, cached, capability, readOnly: false);
             var cachedApp = await App("cached-app", new VolumeMountSpec(cachedTarget, "/data"));
             await cachedApp.WriteFileAsync("/data/big.bin", new string('x', 1 << 20));
             var back = await cachedApp.ReadFileAsync("/data/big.bin");
@@ -256,26 +256,6 @@ public sealed class ContainerScenario : IAsyncDisposable
         return (created, pv);
     }
 
-    private async Task<string> PublishAsync(NodeSimulator sim, V1Pod pod, V1PersistentVolume pv, Csi.V1.Volume created, VolumeCapability capability, bool readOnly)
-    {
-        var target = await sim.PrepareTargetAsync(pod, pv);
-        var request = new NodePublishVolumeRequest
-        {
-            VolumeId = created.VolumeId,
-            StagingTargetPath = sim.StagingPath(pv),
-            TargetPath = target,
-            VolumeCapability = capability,
-            Readonly = readOnly,
-            VolumeContext = { created.VolumeContext },
-        };
-        request.VolumeContext["csi.storage.k8s.io/pod.name"] = pod.Metadata.Name;
-        request.VolumeContext["csi.storage.k8s.io/pod.namespace"] = pod.Metadata.NamespaceProperty;
-        request.VolumeContext["csi.storage.k8s.io/pod.uid"] = pod.Metadata.Uid;
-        request.VolumeContext["csi.storage.k8s.io/serviceAccount.name"] = "default";
-        await _node!.Node.NodePublishVolumeAsync(request);
-        return target;
-    }
-
     private async Task<PodmanAppContainer> App(string name, VolumeMountSpec mount)
     {
         var app = await PodmanAppContainer.StartAsync($"{_node!.NodePod.Name}-{name}", [mount], _node.RunLabel);
@@ -299,50 +279,6 @@ public sealed class ContainerScenario : IAsyncDisposable
             }
         });
         return [.. await Task.WhenAll(tasks)];
-    }
-
-    /// <summary>
-    /// Writes and reads back a file in a loop inside the container while <paramref name="disruption"/>
-    /// runs (it gets a "wait for N more operations" function), then until a few more operations have
-    /// completed after it.
-    /// </summary>
-    private static async Task<(int Ops, int Failures)> IoWhileAsync(PodmanAppContainer container, Func<Func<int, string, Task>, Task> disruption)
-    {
-        using var stop = new CancellationTokenSource();
-        var ops = 0;
-        var failures = 0;
-        var lastError = "";
-        Task WaitForOps(int count, string describe)
-        {
-            var from = Volatile.Read(ref ops);
-            return Eventually.WaitAsync(() => Volatile.Read(ref ops) >= from + count, TimeSpan.FromSeconds(120), $"{count} operations: {describe}", () => $"{Volatile.Read(ref ops) - from} done, {failures} failed, last error {lastError}");
-        }
-        var loop = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                var content = $"tick {ops}";
-                var result = await container.ExecAsync("sh", "-c", $"echo '{content}' > /data/io.txt && cat /data/io.txt");
-                if (result.ExitCode != 0 || result.Stdout.Trim() != content)
-                {
-                    failures++;
-                    lastError = result.Stderr.Trim();
-                }
-                Interlocked.Increment(ref ops);
-            }
-        });
-        try
-        {
-            await WaitForOps(3, "container I/O before the disruption");
-            await disruption(WaitForOps);
-            await WaitForOps(3, "container I/O after the disruption");
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await loop;
-        }
-        return (ops, failures);
     }
 
     private static (string Uid, string Groups, string CapEff) ProcStatus(int pid)

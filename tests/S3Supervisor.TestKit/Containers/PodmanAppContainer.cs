@@ -10,7 +10,7 @@ namespace S3Supervisor.TestKit.Containers;
 /// this container's mount namespace) brings it back. It runs the supervisor image's shell and
 /// coreutils (always built here) as a sleeping root process in no network.
 /// </summary>
-public sealed class PodmanAppContainer : IAsyncDisposable
+public sealed class PodmanAppContainer : IAsyncDisposable, IAppContainer
 {
     private static readonly TimeSpan ExecTimeout = TimeSpan.FromSeconds(30);
     private int _disposed;

@@ -39,7 +39,7 @@ public sealed class ContainerExecException(string message, int exitCode, string 
 /// are container paths. The container also exits when the test process dies (its stdin closes).
 /// Dispose kills it; its namespace and mounts go with it.
 /// </summary>
-public sealed class StandInContainer : IAsyncDisposable
+public sealed class StandInContainer : IAsyncDisposable, Containers.IAppContainer
 {
     // $1 = root; then triples: ro|rw SOURCE TARGET. Runs as root in a fresh private mount namespace.
     private const string SetupScript = """

@@ -68,6 +68,30 @@ public sealed class NodeSimulator
         return target;
     }
 
+    /// <summary>
+    /// NodePublishVolume as kubelet sends it to a CSI plugin for one pod: the pod's volume directory
+    /// and vol_data.json, then the call with the pod-info context keys (podInfoOnMount). Returns the target.
+    /// </summary>
+    public async Task<string> CsiPublishAsync(Csi.V1.Node.NodeClient node, V1Pod pod, V1PersistentVolume pv, Csi.V1.Volume created, Csi.V1.VolumeCapability capability, bool readOnly)
+    {
+        var target = await PrepareTargetAsync(pod, pv);
+        var request = new Csi.V1.NodePublishVolumeRequest
+        {
+            VolumeId = created.VolumeId,
+            StagingTargetPath = StagingPath(pv),
+            TargetPath = target,
+            VolumeCapability = capability,
+            Readonly = readOnly,
+            VolumeContext = { created.VolumeContext },
+        };
+        request.VolumeContext["csi.storage.k8s.io/pod.name"] = pod.Metadata.Name;
+        request.VolumeContext["csi.storage.k8s.io/pod.namespace"] = pod.Metadata.NamespaceProperty;
+        request.VolumeContext["csi.storage.k8s.io/pod.uid"] = pod.Metadata.Uid;
+        request.VolumeContext["csi.storage.k8s.io/serviceAccount.name"] = "default";
+        await node.NodePublishVolumeAsync(request);
+        return target;
+    }
+
     /// <summary>NodeStageVolume as kubelet + plugin do it: staging dir, vol_data.json, then the supervisor call.</summary>
     public async Task<Volume> StageAsync(S3Supervisor.Api.V1.Supervisor.SupervisorClient client, V1PersistentVolume pv, V1Secret? secret)
     {
