@@ -21,7 +21,8 @@
 #   --bases B      public: pull the Dockerfiles' defaults; local: the stand-ins above; auto
 #                  (default): public if a pull succeeds, else local.
 # Environment: INSTALL_DEPS_SKIP=1 (see podman-env.sh), IMAGES_KEEP_ROOTFS=1 keeps the debootstrap
-# directory (.work/images/rootfs-bookworm) after the import.
+# directory (.work/images/rootfs-bookworm) after the import, IMAGES_NO_CACHE=1 builds every layer
+# again (podman build --no-cache; the bases are kept).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/podman-env.sh
@@ -138,11 +139,13 @@ platform_args=()
 [ -z "$platform" ] || platform_args=(--platform "$platform")
 
 # --network host: the build stages reach Debian's mirror and NuGet directly (no CNI needed).
-# --layers: the restore layer and apt layers are reused across builds.
+# --layers: the restore layer and apt layers are reused across builds (unless IMAGES_NO_CACHE=1).
 build() { # name dockerfile runtime-base
   local name=$1 file=$2 base=$3 t=$SECONDS
   log "building s3supervisor/$name:$tag from $file (runtime base $base${platform:+, $platform}$([ "$prebuilt" = 1 ] && echo ', prebuilt binary'))"
-  podman build --network host --layers "${platform_args[@]}" "${target_args[@]}" "${build_args[@]}" --build-arg "RUNTIME_IMAGE=$base" \
+  local cache=--layers
+  [ "${IMAGES_NO_CACHE:-0}" != 1 ] || cache=--no-cache
+  podman build --network host "$cache" "${platform_args[@]}" "${target_args[@]}" "${build_args[@]}" --build-arg "RUNTIME_IMAGE=$base" \
     -f "$file" -t "s3supervisor/$name:$tag" . >".work/images/build-$name.log" 2>&1 ||
     { tail -n 40 ".work/images/build-$name.log" >&2; log "build of $name failed (whole log: .work/images/build-$name.log)"; exit 1; }
   log "s3supervisor/$name:$tag built in $((SECONDS - t)) s"

@@ -90,6 +90,18 @@ public static class OperatorCli
                     return 2;
             }
         }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && !File.Exists(socket))
+        {
+            // The transport's own words ("Cannot assign requested address (localhost:80)") name neither
+            // the socket nor the likely cause.
+            Console.Error.WriteLine($"s3supervisor: no supervisor socket at {socket}: is the supervisor running on this node (kubectl exec into its container), or is the socket elsewhere (--socket PATH)?");
+            return 1;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+        {
+            Console.Error.WriteLine($"s3supervisor: the supervisor at {socket} does not answer (it may be starting or stopped): {e.Status.Detail}");
+            return 1;
+        }
         catch (RpcException e)
         {
             Console.Error.WriteLine($"s3supervisor: {e.StatusCode}: {e.Status.Detail}");

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using S3Supervisor.Common;
 using S3Supervisor.TestKit;
+using S3Supervisor.TestKit.Containers;
 using S3Supervisor.TestKit.Supervisor;
 using Mode = Csi.V1.VolumeCapability.Types.AccessMode.Types.Mode;
 using Sv = S3Supervisor.Api.V1;
@@ -133,9 +134,11 @@ public sealed class HostileCsiRequestTests : IClassFixture<HostileCsiRequestTest
         Assert.DoesNotContain(error.Status.Detail, char.IsControl);
 
         // Nothing mounted anywhere: no new mount in our tree or anywhere else (other test runs on
-        // this machine mount under their own temporary directories; those are not ours to judge).
+        // this machine mount under their own temporary directories, and the container tests' podman
+        // mounts its containers' root filesystems in its storage; those are not ours to judge).
         var newMounts = MountTable.Read().Where(m => !mountsBefore.Any(b => b.Id == m.Id)).Select(m => m.MountPoint)
             .Where(p => p.StartsWith(Layout.Root, StringComparison.Ordinal) || p.StartsWith(_node.Outside, StringComparison.Ordinal) || !p.StartsWith(Path.GetTempPath(), StringComparison.Ordinal))
+            .Where(p => !Podman.IsRuntimeStorage(p))
             .ToArray();
         Assert.Empty(newMounts);
         Assert.Equal(outsideBefore, Snapshot(_node.Outside));

@@ -43,10 +43,23 @@ public sealed class OperatorCliTests : SupervisorTestBase
         Assert.Contains("NotFound", missing.Stderr, StringComparison.Ordinal);
     }
 
-    private async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
+    [SkippableFact]
+    public async Task Cli_NoSocketAtThePath_SaysSoAndNamesThePath()
+    {
+        var nowhere = Path.Combine(Layout.Root, "elsewhere", "supervisor.sock");
+
+        var list = await RunAsync(nowhere, "list");
+
+        Assert.Equal(1, list.Code);
+        Assert.Contains($"no supervisor socket at {nowhere}", list.Stderr, StringComparison.Ordinal);
+    }
+
+    private Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAsync(Layout.SocketPath, args);
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string socket, params string[] args)
     {
         // The CLI is a verb of the supervisor's own binary (NativeAOT when published).
-        var info = SupervisorProcess.Binary.StartInfo([.. args, "--socket", Layout.SocketPath]);
+        var info = SupervisorProcess.Binary.StartInfo([.. args, "--socket", socket]);
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -42,6 +42,16 @@ public static partial class Podman
         }
     }
 
+    /// <summary>
+    /// Whether a mount point is podman's own (a container's root filesystem or shm in its storage, as
+    /// root uses it by default): the container tests make such mounts while other tests watch the
+    /// machine's mount table for mounts they must not cause.
+    /// </summary>
+    public static bool IsRuntimeStorage(string mountPoint) =>
+        mountPoint.StartsWith("/var/lib/containers/storage/", StringComparison.Ordinal) ||
+        mountPoint.StartsWith("/run/containers/storage/", StringComparison.Ordinal) ||
+        mountPoint.StartsWith("/run/libpod/", StringComparison.Ordinal);
+
     /// <summary>The local name podman gives an image built as <paramref name="name"/> (deploy/'s name, e.g. s3supervisor/plugin).</summary>
     public static string LocalImage(string name, string tag) => $"localhost/{name}:{tag}";
 
