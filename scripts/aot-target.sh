@@ -4,9 +4,10 @@
 # one line. Used by both Dockerfiles; POSIX sh, because the SDK images have no bash guarantee.
 #
 # Cross-compiling (arm64 on an amd64 build machine) links with clang for the target triple against
-# Debian/Ubuntu's cross C library (libc6-dev-arm64-cross and libgcc-12-dev-arm64-cross, which the
-# Dockerfiles install): clang finds that toolchain under /usr/lib/gcc-cross by itself, so no
-# sysroot is given; objcopy must be the target's (it strips the symbols into the .dbg file).
+# Debian/Ubuntu's cross C library and libgcc (crossbuild-essential-arm64, which the Dockerfiles
+# install; of it libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross and binutils-aarch64-linux-gnu are
+# what the link needs): clang finds that toolchain under /usr/lib/gcc-cross by itself, so no sysroot
+# is given; objcopy must be the target's (it strips the symbols into the .dbg file).
 set -eu
 target=${1:-}
 build=${2:-}

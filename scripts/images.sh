@@ -17,7 +17,8 @@
 #                  them in the build stage (--target runtime-prebuilt): what CI does, the suite has already
 #                  published them. Same runtime stage, same files in the image.
 #   --platform P   target platform (default: this machine's). linux/arm64 on amd64 cross-compiles
-#                  in the build stage; the image is then built, not run, here.
+#                  in the build stage; the runtime stage runs apt in an arm64 base, so it needs arm64
+#                  base images and binfmt/QEMU (the local bases are this machine's architecture).
 #   --bases B      public: pull the Dockerfiles' defaults; local: the stand-ins above; auto
 #                  (default): public if a pull succeeds, else local.
 # Environment: INSTALL_DEPS_SKIP=1 (see podman-env.sh), IMAGES_KEEP_ROOTFS=1 keeps the debootstrap
