@@ -235,13 +235,16 @@ public sealed class ContainerScenario : IAsyncDisposable
         await node.Node.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = created.VolumeId, StagingTargetPath = staging });
         await node.Controller.DeleteVolumeAsync(new DeleteVolumeRequest { VolumeId = created.VolumeId, Secrets = { secrets } });
         var mounts = MountTable.Under(_layout.KubeletRoot).Where(m => m.MountPoint != _layout.KubeletRoot).ToList();
-        var s3fs = ProcessTree.Naming(_layout.Root);
-        var cgroups = TestCgroup.For(SupervisorProcess.ChildCgroupParent(_layout)).Directories.Where(Directory.Exists).SelectMany(Directory.EnumerateDirectories).ToList();
+        // The s3fs children name only container paths (/var/lib/s3supervisor/...) on their command
+        // lines, so they are found by where the supervisor put them: the per-volume cgroups of this node.
+        var childCgroups = TestCgroup.For(SupervisorProcess.ChildCgroupParent(_layout));
+        var s3fs = childCgroups.Pids();
+        var cgroups = childCgroups.Directories.Where(Directory.Exists).SelectMany(Directory.EnumerateDirectories).ToList();
         var left = await _s3.ListKeysAsync(Bucket);
         var files = new[] { Path.Combine(_layout.Root, "cache"), Path.Combine(_layout.StateDirectory, "tmp") }
             .Where(Directory.Exists).Sum(d => Directory.EnumerateFileSystemEntries(d).Count());
         Check("nothing left", mounts.Count == 0 && s3fs.Count == 0 && cgroups.Count == 0 && left.Count == 0 && files == 0,
-            $"{mounts.Count} mounts under the kubelet root, {s3fs.Count} s3fs processes, {cgroups.Count} per-volume cgroups, {left.Count} objects in the bucket, {files} cache/tmp directories");
+            $"{mounts.Count} mounts under the kubelet root, {s3fs.Count} processes in the node's per-volume cgroups (s3fs), {cgroups.Count} per-volume cgroups, {left.Count} objects in the bucket, {files} cache/tmp directories");
     }
 
     private async Task<(Csi.V1.Volume Created, V1PersistentVolume Pv)> CreateAsync(VolumeCapability capability, Dictionary<string, string> secrets, string claimName, string options)
