@@ -21,7 +21,7 @@ using S3Supervisor.Supervisor.Cli;
 using S3Supervisor.Supervisor.Hosting;
 using S3Supervisor.Supervisor.Interop;
 
-if (args.Length > 0 && OperatorCli.IsVerb(args[0]))
+if (OperatorCli.IsCommandLine(args))
 {
     return await OperatorCli.RunAsync(args);
 }

@@ -16,7 +16,12 @@ public static class OperatorCli
     private const string Usage = "usage: s3supervisor list|get VOLUME_ID|watch [VOLUME_ID]|remount VOLUME_ID|remount --all --rolling|drain [--socket PATH] [--json]";
     private static readonly string[] Verbs = ["list", "get", "watch", "remount", "drain", "help", "--help"];
 
-    public static bool IsVerb(string arg) => Verbs.Contains(arg);
+    /// <summary>
+    /// Whether a command line is the CLI's: a verb first, or one of its flags first (`--socket PATH list`).
+    /// Anything else starts the server, which takes only configuration there (`--Section:Key=value`):
+    /// a CLI flag must never start a second supervisor with the default paths.
+    /// </summary>
+    public static bool IsCommandLine(string[] args) => args.Length > 0 && (Verbs.Contains(args[0]) || args[0] is "--socket" or "--json");
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -37,6 +42,11 @@ public static class OperatorCli
                     rest.Add(args[i]);
                     break;
             }
+        }
+        if (rest.Count == 0)
+        {
+            Console.Error.WriteLine(Usage);
+            return 2;
         }
         if (rest[0] is "help" or "--help")
         {

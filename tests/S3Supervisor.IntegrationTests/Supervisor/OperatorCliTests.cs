@@ -48,15 +48,35 @@ public sealed class OperatorCliTests : SupervisorTestBase
     {
         var nowhere = Path.Combine(Layout.Root, "elsewhere", "supervisor.sock");
 
-        var list = await RunAsync(nowhere, "list");
+        var list = await RunAtAsync(nowhere, "list");
 
         Assert.Equal(1, list.Code);
         Assert.Contains($"no supervisor socket at {nowhere}", list.Stderr, StringComparison.Ordinal);
     }
 
-    private Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAsync(Layout.SocketPath, args);
+    [SkippableFact]
+    public async Task Cli_FlagsFirstWithoutAVerb_UsageNotAServer()
+    {
+        var info = SupervisorProcess.Binary.StartInfo("--socket", Layout.SocketPath);
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var exited = process.WaitForExitAsync();
+        var finished = await Task.WhenAny(exited, Task.Delay(TimeSpan.FromSeconds(60))) == exited;
+        if (!finished)
+        {
+            process.Kill(entireProcessTree: true);
+        }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string socket, params string[] args)
+        Assert.True(finished, "`s3supervisor --socket PATH` kept running (it started a server)");
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("usage: s3supervisor", await stderr, StringComparison.Ordinal);
+    }
+
+    // The verb-first form used by every case (a second overload taking the socket first would win
+    // RunAsync("list") with socket = "list": C# prefers the overload with more declared parameters).
+    private Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAtAsync(Layout.SocketPath, args);
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAtAsync(string socket, params string[] args)
     {
         // The CLI is a verb of the supervisor's own binary (NativeAOT when published).
         var info = SupervisorProcess.Binary.StartInfo([.. args, "--socket", socket]);
