@@ -43,14 +43,17 @@ public static partial class Podman
     }
 
     /// <summary>
-    /// Whether a mount point is podman's own (a container's root filesystem or shm in its storage, as
-    /// root uses it by default): the container tests make such mounts while other tests watch the
+    /// Whether a mount point is the container runtime's own (a container's root filesystem or shm in
+    /// podman's storage, runc's state, as root uses them by default): the container tests make such mounts while other tests watch the
     /// machine's mount table for mounts they must not cause.
     /// </summary>
     public static bool IsRuntimeStorage(string mountPoint) =>
-        mountPoint.StartsWith("/var/lib/containers/storage/", StringComparison.Ordinal) ||
-        mountPoint.StartsWith("/run/containers/storage/", StringComparison.Ordinal) ||
-        mountPoint.StartsWith("/run/libpod/", StringComparison.Ordinal);
+        RuntimeDirectories.Any(d => mountPoint.StartsWith(d, StringComparison.Ordinal));
+
+    // podman's storage and run directories, and the OCI runtimes' state (runc mounts under
+    // /run/runc/<container> while it creates or execs into a container).
+    private static readonly string[] RuntimeDirectories =
+        ["/var/lib/containers/", "/run/containers/", "/run/libpod/", "/run/runc/", "/run/crun/", "/run/netns/"];
 
     /// <summary>The local name podman gives an image built as <paramref name="name"/> (deploy/'s name, e.g. s3supervisor/plugin).</summary>
     public static string LocalImage(string name, string tag) => $"localhost/{name}:{tag}";
