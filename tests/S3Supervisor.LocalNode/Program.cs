@@ -11,8 +11,11 @@
 // (S3Supervisor.TestKit.Containers.ContainerScenario). Every step checks what it claims and the
 // program exits non-zero if any check failed.
 using S3Supervisor.LocalNode;
+using S3Supervisor.TestKit;
 using S3Supervisor.TestKit.Containers;
 
+ScenarioReport report;
+string name;
 if (args.Contains("--containers"))
 {
     var missing = await ContainerScenario.MissingAsync();
@@ -22,37 +25,31 @@ if (args.Contains("--containers"))
         return 1;
     }
     var containers = new ContainerScenario(Console.WriteLine);
+    (report, name) = (containers.Report, "local node (containers)");
+    await RunAsync(containers.RunAsync, containers.DisposeAsync);
+}
+else
+{
+    var scenario = new Scenario();
+    (report, name) = (scenario.Report, "local node");
+    await RunAsync(scenario.RunAsync, scenario.DisposeAsync);
+}
+Console.WriteLine();
+Console.WriteLine(report.Summary(name));
+return report.Failed.Any() ? 1 : 0;
+
+async Task RunAsync(Func<Task> run, Func<ValueTask> dispose)
+{
     try
     {
-        await containers.RunAsync();
+        await run();
     }
     catch (Exception e)
     {
-        containers.Fail("scenario aborted", e.ToString());
+        report.Fail("scenario aborted", e.ToString());
     }
     finally
     {
-        await containers.DisposeAsync();
+        await dispose();
     }
-    var failed = containers.Failed.ToList();
-    Console.WriteLine();
-    Console.WriteLine(failed.Count == 0
-        ? $"local node (containers): all {containers.Checks.Count} checks passed in {containers.Elapsed.TotalSeconds:0.0} s"
-        : $"local node (containers): {failed.Count} of {containers.Checks.Count} checks FAILED: {string.Join("; ", failed.Select(c => c.Step))}");
-    return failed.Count == 0 ? 0 : 1;
 }
-
-var scenario = new Scenario();
-try
-{
-    await scenario.RunAsync();
-}
-catch (Exception e)
-{
-    scenario.Fail("scenario aborted", e.ToString());
-}
-finally
-{
-    await scenario.DisposeAsync();
-}
-return scenario.Summary();

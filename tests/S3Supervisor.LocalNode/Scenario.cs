@@ -18,8 +18,7 @@ internal sealed class Scenario : IAsyncDisposable
     private const string Namespace = "shop";
     private const string Bucket = "local-node";
     private const string ClaimName = "orders";
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly List<(string Step, bool Ok, string Detail)> _checks = [];
+    private readonly ScenarioReport _report = new(Console.WriteLine);
     private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-local-node-").FullName);
     private readonly List<StandInContainer> _containers = [];
     private RgwServer? _s3;
@@ -38,7 +37,7 @@ internal sealed class Scenario : IAsyncDisposable
         var prerequisite = Prerequisites.RootMissing() ?? Prerequisites.FuseMissing() ?? Prerequisites.S3fsMissing() ?? Prerequisites.RadosgwMissing() ?? Prerequisites.MountNamespacesMissing();
         if (prerequisite is not null)
         {
-            Fail("prerequisites", prerequisite);
+            _report.Fail("prerequisites", prerequisite);
             return;
         }
 
@@ -254,31 +253,13 @@ internal sealed class Scenario : IAsyncDisposable
 
     private static Task<string> RetryAsync(Func<Task<string>> read) => Eventually.SucceedsAsync<string, Exception>(read, Eventually.DefaultTimeout);
 
-    public void Fail(string step, string detail) => Check(step, false, detail);
+    public ScenarioReport Report => _report;
 
-    private void Check(string what, bool ok, string detail)
-    {
-        _checks.Add((what, ok, detail));
-        Say($"   [{(ok ? "ok" : "FAILED")}] {what}: {detail}");
-    }
+    private void Check(string what, bool ok, string detail) => _report.Check(what, ok, detail);
 
-    private void Step(string title)
-    {
-        Console.WriteLine();
-        Say(title);
-    }
+    private void Step(string title) => _report.Step(title);
 
-    private void Say(string line) => Console.WriteLine($"{_clock.Elapsed.TotalSeconds,7:0.00}s {line}");
-
-    public int Summary()
-    {
-        var failed = _checks.Count(c => !c.Ok);
-        Console.WriteLine();
-        Console.WriteLine(failed == 0
-            ? $"local node: all {_checks.Count} checks passed in {_clock.Elapsed.TotalSeconds:0.0} s"
-            : $"local node: {failed} of {_checks.Count} checks FAILED: {string.Join("; ", _checks.Where(c => !c.Ok).Select(c => c.Step))}");
-        return failed == 0 ? 0 : 1;
-    }
+    private void Say(string line) => _report.Say(line);
 
     public async ValueTask DisposeAsync()
     {

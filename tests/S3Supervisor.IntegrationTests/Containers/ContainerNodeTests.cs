@@ -32,8 +32,8 @@ public sealed class ContainerNodeTests(ITestOutputHelper output)
         {
             await scenario.DisposeAsync();
         }
-        var failed = scenario.Failed.ToList();
-        Assert.True(failed.Count == 0, $"{failed.Count} of {scenario.Checks.Count} checks failed: {string.Join("; ", failed.Select(c => $"{c.Step}: {c.Detail}"))}");
-        Assert.True(scenario.Checks.Count >= 20, $"only {scenario.Checks.Count} checks ran");
+        var failed = scenario.Report.Failed.ToList();
+        Assert.True(failed.Count == 0, $"{failed.Count} of {scenario.Report.Checks.Count} checks failed: {string.Join("; ", failed.Select(c => $"{c.Step}: {c.Detail}"))}");
+        Assert.True(scenario.Report.Checks.Count >= 20, $"only {scenario.Report.Checks.Count} checks ran");
     }
 }

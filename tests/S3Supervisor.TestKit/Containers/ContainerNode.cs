@@ -196,28 +196,9 @@ public sealed class ContainerNode : IAsyncDisposable
 
     public Task<string> SupervisorLogsAsync() => NodePod.LogsAsync(SupervisorContainer);
 
-    /// <summary>Waits until a volume reaches a state (polling GetVolume).</summary>
-    public async Task<S3Supervisor.Api.V1.Volume> WaitForStateAsync(string volumeId, VolumeState state, TimeSpan timeout, Func<S3Supervisor.Api.V1.Volume, bool>? also = null)
-    {
-        var clock = Stopwatch.StartNew();
-        S3Supervisor.Api.V1.Volume? last = null;
-        while (clock.Elapsed < timeout)
-        {
-            try
-            {
-                last = await Supervisor.GetVolumeAsync(new GetVolumeRequest { VolumeId = volumeId }, deadline: DateTime.UtcNow.AddSeconds(5)).ConfigureAwait(false);
-                if (last.State == state && (also is null || also(last)))
-                {
-                    return last;
-                }
-            }
-            catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.Unavailable or StatusCode.DeadlineExceeded)
-            {
-            }
-            await Task.Delay(50).ConfigureAwait(false);
-        }
-        throw new TimeoutException($"volume {volumeId} did not reach {state} within {timeout}; last: {last}\n{await SupervisorLogsAsync().ConfigureAwait(false)}");
-    }
+    /// <summary>Waits until a volume reaches a state (polling GetVolume); a timeout carries the supervisor container's log.</summary>
+    public Task<S3Supervisor.Api.V1.Volume> WaitForStateAsync(string volumeId, VolumeState state, TimeSpan timeout, Func<S3Supervisor.Api.V1.Volume, bool>? also = null) =>
+        SupervisorProcess.WaitForStateAsync(Supervisor, volumeId, state, timeout, also, SupervisorLogsAsync);
 
     private static async Task WaitAnswersAsync<T>(Func<Task<T>> call, TimeSpan timeout, string what, PodmanPod pod, string container)
     {

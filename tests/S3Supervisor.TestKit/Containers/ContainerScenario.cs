@@ -7,9 +7,6 @@ using S3Supervisor.TestKit.Supervisor;
 
 namespace S3Supervisor.TestKit.Containers;
 
-/// <summary>One check of a scenario: what was claimed, whether it held, and the measured detail.</summary>
-public sealed record ScenarioCheck(string Step, bool Ok, string Detail);
-
 /// <summary>
 /// The node pod of deploy/ under podman (<see cref="ContainerNode"/>), driven through a volume's whole
 /// life with real app containers (one read-write, one read-only, one through a subPath) and every
@@ -24,22 +21,16 @@ public sealed class ContainerScenario : IAsyncDisposable
     private const string Namespace = "shop";
     private const string Bucket = "container-node";
     private const string ClaimName = "orders";
-    private readonly Action<string> _write;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly List<ScenarioCheck> _checks = [];
+    private readonly ScenarioReport _report;
     private readonly SupervisorLayout _layout = new(Directory.CreateTempSubdirectory("s3sv-container-node-").FullName);
     private readonly List<PodmanAppContainer> _apps = [];
     private RgwServer? _s3;
     private TestCluster? _cluster;
     private ContainerNode? _node;
 
-    public ContainerScenario(Action<string> write) => _write = write;
+    public ContainerScenario(Action<string> write) => _report = new ScenarioReport(write);
 
-    public IReadOnlyList<ScenarioCheck> Checks => _checks;
-
-    public IEnumerable<ScenarioCheck> Failed => _checks.Where(c => !c.Ok);
-
-    public TimeSpan Elapsed => _clock.Elapsed;
+    public ScenarioReport Report => _report;
 
     /// <summary>Why the scenario cannot run here, or null.</summary>
     public static async Task<string?> MissingAsync() =>
@@ -303,21 +294,11 @@ public sealed class ContainerScenario : IAsyncDisposable
     private static bool Pid1IsInit(int pid) =>
         new FileInfo($"/proc/{pid}/ns/pid").LinkTarget is { } ns && ns == new FileInfo("/proc/self/ns/pid").LinkTarget;
 
-    private void Check(string what, bool ok, string detail)
-    {
-        _checks.Add(new ScenarioCheck(what, ok, detail));
-        Say($"   [{(ok ? "ok" : "FAILED")}] {what}: {detail}");
-    }
+    private void Check(string what, bool ok, string detail) => _report.Check(what, ok, detail);
 
-    public void Fail(string step, string detail) => Check(step, false, detail);
+    private void Step(string title) => _report.Step(title);
 
-    private void Step(string title)
-    {
-        _write("");
-        Say(title);
-    }
-
-    private void Say(string line) => _write($"{_clock.Elapsed.TotalSeconds,7:0.00}s {line}");
+    private void Say(string line) => _report.Say(line);
 
     public async ValueTask DisposeAsync()
     {

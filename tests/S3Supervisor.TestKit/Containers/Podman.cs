@@ -9,21 +9,8 @@ namespace S3Supervisor.TestKit.Containers;
 /// </summary>
 public static partial class Podman
 {
-    /// <summary>The repository (the directory holding S3Supervisor.sln) above the running test, or null.</summary>
-    public static string? RepositoryRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "S3Supervisor.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-            return null;
-        }
-    }
+    /// <summary>The repository above the running test (deploy/, scripts/containers.conf), or null.</summary>
+    public static string? RepositoryRoot => S3Supervisor.TestKit.Supervisor.ProductBinary.RepositoryRoot;
 
     private static string Repository => RepositoryRoot ?? throw new InvalidOperationException("the repository (S3Supervisor.sln) is not above this test");
 

@@ -83,11 +83,20 @@ public sealed class ProductBinary
             {
                 return configured;
             }
+            return RepositoryRoot is { } root ? System.IO.Path.Combine(root, ".work", "publish") : null;
+        }
+    }
+
+    /// <summary>The repository (the directory holding S3Supervisor.sln) above the running test, or null.</summary>
+    public static string? RepositoryRoot
+    {
+        get
+        {
             for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
                 if (File.Exists(System.IO.Path.Combine(dir.FullName, "S3Supervisor.sln")))
                 {
-                    return System.IO.Path.Combine(dir.FullName, ".work", "publish");
+                    return dir.FullName;
                 }
             }
             return null;

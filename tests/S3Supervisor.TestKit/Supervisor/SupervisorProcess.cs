@@ -204,7 +204,15 @@ public sealed class SupervisorProcess : IAsyncDisposable
     }
 
     /// <summary>Waits until a volume reaches a state (polling GetVolume).</summary>
-    public async Task<Volume> WaitForStateAsync(string volumeId, VolumeState state, TimeSpan timeout, Func<Volume, bool>? also = null)
+    public Task<Volume> WaitForStateAsync(string volumeId, VolumeState state, TimeSpan timeout, Func<Volume, bool>? also = null) =>
+        WaitForStateAsync(Client, volumeId, state, timeout, also, () => Task.FromResult(Output));
+
+    /// <summary>
+    /// Polls GetVolume on <paramref name="client"/> until the volume is in <paramref name="state"/> (and
+    /// <paramref name="also"/> holds); a supervisor that is not answering yet, or does not know the
+    /// volume yet, is waited for. On timeout the message carries the last answer and <paramref name="output"/>.
+    /// </summary>
+    public static async Task<Volume> WaitForStateAsync(S3Supervisor.Api.V1.Supervisor.SupervisorClient client, string volumeId, VolumeState state, TimeSpan timeout, Func<Volume, bool>? also, Func<Task<string>> output)
     {
         var stopwatch = Stopwatch.StartNew();
         Volume? last = null;
@@ -212,18 +220,18 @@ public sealed class SupervisorProcess : IAsyncDisposable
         {
             try
             {
-                last = await Client.GetVolumeAsync(new GetVolumeRequest { VolumeId = volumeId }).ConfigureAwait(false);
+                last = await client.GetVolumeAsync(new GetVolumeRequest { VolumeId = volumeId }, deadline: DateTime.UtcNow.AddSeconds(5)).ConfigureAwait(false);
                 if (last.State == state && (also is null || also(last)))
                 {
                     return last;
                 }
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.Unavailable)
+            catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
             }
             await Task.Delay(50).ConfigureAwait(false);
         }
-        throw new TimeoutException($"volume {volumeId} did not reach {state} within {timeout}; last: {last}\n{Output}");
+        throw new TimeoutException($"volume {volumeId} did not reach {state} within {timeout}; last: {last}\n{await output().ConfigureAwait(false)}");
     }
 
     /// <summary>
