@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Csi.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -121,7 +119,7 @@ public sealed class ContainerNode : IAsyncDisposable
         {
             ["Kubernetes__Kubeconfig"] = "/var/run/secrets/kubernetes.io/serviceaccount/kubeconfig",
             ["Supervisor__ChildCgroupParent"] = SupervisorProcess.ChildCgroupParent(Layout),
-            ["Supervisor__MetricsAddress"] = "127.0.0.1:" + FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Supervisor__MetricsAddress"] = "127.0.0.1:" + LoopbackPorts.Free(1)[0].ToString(CultureInfo.InvariantCulture),
         };
         foreach (var (key, value) in supervisorSettings ?? new Dictionary<string, string>())
         {
@@ -223,13 +221,6 @@ public sealed class ContainerNode : IAsyncDisposable
                 throw new TimeoutException($"{what} did not answer within {timeout}: {e.Status.Detail}\n{await pod.LogsAsync(container).ConfigureAwait(false)}", e);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>

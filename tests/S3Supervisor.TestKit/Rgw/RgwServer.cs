@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -105,7 +104,7 @@ public sealed class RgwServer : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             var directory = await ScratchDirectory.CreateAsync("rgw", cancellationToken).ConfigureAwait(false);
-            var ports = FreePorts(3);
+            var ports = LoopbackPorts.Free(3);
             var server = new RgwServer(directory, options, ports[0], ports[1], ports[2]);
             try
             {
@@ -527,64 +526,6 @@ public sealed class RgwServer : IAsyncDisposable
 
     private void Trace(string message) =>
         options.Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed.TotalSeconds,7:0.000}s] {message}"));
-
-    /// <summary>
-    /// Free loopback ports, picked at random below Linux's ephemeral range (so no outgoing connection
-    /// of any daemon holds one) and probed by binding them. Random, so that two fixtures starting at
-    /// the same moment (or a leftover cluster) do not collide; a rare race is retried by the caller.
-    /// </summary>
-    private static int[] FreePorts(int count)
-    {
-        var (low, high) = (20000, 32000);
-        try
-        {
-            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
-            var ephemeralLow = int.Parse(range[0], CultureInfo.InvariantCulture);
-            if (ephemeralLow < low + 1000)
-            {
-                (low, high) = (int.Parse(range[1], CultureInfo.InvariantCulture) + 1, 65000);
-            }
-            else
-            {
-                high = Math.Min(high, ephemeralLow);
-            }
-        }
-        catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException)
-        {
-            // keep the default window
-        }
-
-        if (high - low < 100)
-        {
-            (low, high) = (20000, 60000);
-        }
-
-        var ports = new List<int>();
-        while (ports.Count < count)
-        {
-            var port = Random.Shared.Next(low, high);
-            if (!ports.Contains(port) && IsFree(port))
-            {
-                ports.Add(port);
-            }
-        }
-
-        return [.. ports];
-    }
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
 
     private sealed record Daemon(string Name, string Exe, int Pid, Process Process);
 }
