@@ -37,8 +37,6 @@ public sealed class ContainerNode : IAsyncDisposable
     private readonly string _runId = Guid.NewGuid().ToString("N")[..8];
     private PodmanPod? _node;
     private PodmanPod? _controller;
-    private bool _kubeletRootShared;
-
     private ContainerNode(SupervisorLayout layout, string nodeName)
     {
         Layout = layout;
@@ -111,7 +109,6 @@ public sealed class ContainerNode : IAsyncDisposable
         // Mounts the supervisor makes under the kubelet root inside its container come back to this
         // machine's namespace (rshared, Bidirectional) only through a shared mount, as on a node.
         await ProcessRunner.RunCheckedAsync("mount", ["--bind", Layout.KubeletRoot, Layout.KubeletRoot]).ConfigureAwait(false);
-        _kubeletRootShared = true;
         await ProcessRunner.RunCheckedAsync("mount", ["--make-rshared", Layout.KubeletRoot]).ConfigureAwait(false);
 
         var kubeconfig = await File.ReadAllTextAsync(cluster.Kubeconfig).ConfigureAwait(false);
@@ -245,11 +242,7 @@ public sealed class ContainerNode : IAsyncDisposable
         {
             await _node.DisposeAsync().ConfigureAwait(false);
         }
-        if (_kubeletRootShared)
-        {
-            // CleanUpAsync unmounts everything under the root, this bind included.
-            _kubeletRootShared = false;
-        }
+        // CleanUpAsync unmounts everything under the root, the kubelet root's shared bind included.
         await SupervisorProcess.CleanUpAsync(Layout).ConfigureAwait(false);
     }
 }
